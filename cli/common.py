@@ -1,0 +1,74 @@
+"""Shared CLI plumbing: JSON/text output, one-line errors, exit codes, progress bars."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: Exit code for errors (bad input, missing model, database trouble), like ``cmp``.
+EXIT_ERROR = 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model bundle directory (default: FACEVER_MODEL or the shipped model).")
+DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy database URL (default: FACEVER_DB or SQLite in FACEVER_HOME).")
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (no rich markup)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def fail(message: str, code: int = EXIT_ERROR, as_json: bool = False) -> "typer.Exit":
+    """Print a one-line error on stderr (and JSON on stdout if asked) and exit with ``code``."""
+    if as_json:
+        print_json({"error": message})
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handle_errors(as_json: bool = False) -> Iterator[None]:
+    """Turn facever errors (and other foreseeable ones) into one clean line and exit code 2."""
+    from facever.errors import FaceverError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except FaceverError as exc:
+        fail(str(exc), as_json=as_json)
+    except (OSError, ValueError) as exc:
+        fail(f"{type(exc).__name__}: {exc}", as_json=as_json)
+    except KeyboardInterrupt:
+        fail("interrupted", code=130, as_json=as_json)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+    """A rich progress bar on stderr (disabled for --json or when stderr is not a terminal)."""
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                        disable=not enabled or not err.is_terminal)
+    with progress:
+        yield progress

@@ -1,0 +1,33 @@
+"""facever: face verification and recognition.
+
+Public API::
+
+    facever.embed(image) -> (128,) unit vector
+    facever.verify(a, b) -> VerifyResult(.same, .distance, .threshold, .far, .frr)
+    facever.FaceVerifier(model=...)   # holds a loaded model for repeated calls
+    facever.Gallery(...)              # enrolled people: enroll / identify / verify_person
+"""
+
+from facever.api import FaceVerifier, VerifyResult, embed, verify
+from facever.errors import (
+    DatabaseError,
+    DuplicateIdentityError,
+    FaceQualityError,
+    FaceverError,
+    ImageError,
+    ModelError,
+    ModelVersionMismatchError,
+    MultipleFacesError,
+    NoFaceError,
+    NoModelError,
+    PersonNotFoundError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FaceVerifier", "VerifyResult", "embed", "verify",
+    "FaceverError", "ImageError", "NoFaceError", "MultipleFacesError", "FaceQualityError", "ModelError",
+    "NoModelError", "DatabaseError", "PersonNotFoundError", "DuplicateIdentityError",
+    "ModelVersionMismatchError", "__version__",
+]

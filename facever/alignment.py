@@ -1,0 +1,106 @@
+"""Five-point alignment: a similarity warp to a canonical template, and crop quality figures.
+
+The canonical template is the widely used ArcFace 112×112 five-point layout; for other crop sizes it
+is scaled. Points are ``(x, y)`` pixels, ordered left eye, right eye, nose, left mouth corner, right
+mouth corner (left = image left).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Five-point template for a 112×112 crop, ``(5, 2)`` float32 pixels.
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+
+#: Crop size (pixels, square) used for alignment unless told otherwise.
+CANONICAL_SIZE = 112
+
+
+def template(size: int = CANONICAL_SIZE) -> np.ndarray:
+    """Return the ``(5, 2)`` template for a ``size``×``size`` crop."""
+    return TEMPLATE_112 * (size / 112.0)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
+
+    Umeyama's closed form without reflection. Args: ``(N, 2)`` point arrays, N ≥ 2.
+    Returns the ``(2, 3)`` float64 affine matrix ``M`` with ``dst ≈ M @ [x, y, 1]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s ** 2).sum() / len(src)
+    if var_s <= 1e-12:
+        raise ValueError("landmarks are degenerate (all at one point)")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    scale = (sig * sign).sum() / var_s
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CANONICAL_SIZE) -> np.ndarray:
+    """Warp ``image`` so the five ``landmarks`` land on the template of a ``size``×``size`` crop.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(5, 2)`` pixels in ``image``.
+        size: side of the square output crop in pixels.
+    Returns:
+        ``(size, size, 3)`` uint8 RGB crop; areas outside the image are filled by edge replication.
+    """
+    m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size))
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass(frozen=True)
+class CropQuality:
+    """Quality figures of a face.
+
+    Attributes:
+        face_size: inter-ocular distance in source-image pixels × 2.5, an estimate of face width (px).
+        sharpness: variance of the Laplacian of the grey aligned crop (higher is sharper; < ~30 blurry).
+        frontality: 1 for a symmetric frontal face, down towards 0 for a profile; from how centred
+            the nose is between the eyes and mouth corners.
+    """
+
+    face_size: float
+    sharpness: float
+    frontality: float
+
+    def to_dict(self) -> dict:
+        return {"face_size": round(self.face_size, 2), "sharpness": round(self.sharpness, 2),
+                "frontality": round(self.frontality, 4)}
+
+
+def crop_quality(crop: np.ndarray, landmarks: np.ndarray) -> CropQuality:
+    """Compute :class:`CropQuality` from an aligned crop and the source-image landmarks."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    iod = float(np.linalg.norm(lm[1] - lm[0]))
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    eye_mid = (lm[0] + lm[1]) / 2
+    mouth_mid = (lm[3] + lm[4]) / 2
+    axis_len = iod + 1e-6
+    # horizontal offset of the nose from the eye/mouth midline, relative to the eye distance
+    mid = (eye_mid + mouth_mid) / 2
+    eye_dir = (lm[1] - lm[0]) / axis_len
+    offset = abs(float(np.dot(lm[2] - mid, eye_dir))) / axis_len
+    frontality = float(max(0.0, 1.0 - 2.0 * offset))
+    return CropQuality(face_size=iod * 2.5, sharpness=sharp, frontality=frontality)

@@ -1,0 +1,149 @@
+"""The facade most users need: embed, verify (and, through :mod:`facever.gallery`, enroll/identify).
+
+Images may be given as a path, encoded bytes, or an ``(H, W, 3)`` RGB uint8 array. Distances are
+Euclidean between unit embeddings, in [0, 2]; a pair is the same person when distance ≤ τ.
+
+>>> import facever
+>>> result = facever.verify("a.jpg", "b.jpg")      # doctest: +SKIP
+>>> result.same, round(result.distance, 3), result.threshold   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facever import config
+from facever.detection import Detector, FacePolicy
+from facever.embedding import AlignedFace, FaceEmbedder
+from facever.encoder.bundle import ModelBundle, load_bundle
+from facever.errors import ModelError, NoModelError
+from facever.matching import VerificationHead, distance
+
+NO_MODEL_HINT = "pass --model PATH (Python: FaceVerifier(model=PATH)) or set FACEVER_MODEL to a trained bundle"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a 1:1 comparison.
+
+    Attributes:
+        same: distance ≤ threshold.
+        distance: Euclidean distance between the two unit embeddings, in [0, 2].
+        threshold: τ used for the decision.
+        far / frr: false accept / reject rates at τ on the model's calibration pairs (None if unknown).
+        probability: P(same person) from the bundle's logistic head, if it has one.
+        model_version: content hash of the model that produced the embeddings.
+        faces: per input, the detected face (box, landmarks, score) as a dict.
+    """
+
+    same: bool
+    distance: float
+    threshold: float
+    far: float | None = None
+    frr: float | None = None
+    probability: float | None = None
+    model_version: str = ""
+    faces: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"same": self.same, "distance": round(self.distance, 6), "threshold": self.threshold,
+                "far": self.far, "frr": self.frr, "probability": self.probability,
+                "model_version": self.model_version, "faces": self.faces}
+
+
+class FaceVerifier:
+    """Holds one loaded model (and detector) for repeated calls.
+
+    Args:
+        model: a bundle directory, a loaded :class:`ModelBundle`, or None for the default
+            (``FACEVER_MODEL`` or the bundle shipped with the package).
+        detector: face detector (default MTCNN).
+        face_policy: which faces to use per image: ``"largest"`` (default) or ``"strict"``.
+        threshold: override τ (distance in [0, 2]); default is the bundle's calibrated τ.
+
+    Raises:
+        NoModelError: when no trained model is available.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | ModelBundle | None = None, detector: Detector | None = None,
+                 face_policy: FacePolicy = "largest", threshold: float | None = None) -> None:
+        bundle = model if isinstance(model, ModelBundle) else _load(model)
+        self.bundle = bundle
+        self.embedder = FaceEmbedder(bundle, detector)
+        self.face_policy = face_policy
+        meta = bundle.metadata
+        if threshold is None:
+            if meta.threshold is None:
+                raise ModelError(f"model {bundle.path}: not calibrated (no threshold); run `facever calibrate` or pass a threshold")
+            threshold = float(meta.threshold.value)
+        self.threshold = float(threshold)
+        self._head = VerificationHead.from_json(meta.verification_head) if meta.verification_head else None
+
+    @property
+    def model_version(self) -> str:
+        """Content hash of the loaded model."""
+        return self.bundle.version
+
+    def faces(self, image, name: str | None = None) -> list[AlignedFace]:
+        """Detected, aligned faces of ``image`` under this verifier's face policy."""
+        return self.embedder.find_faces(image, policy=self.face_policy, name=name)
+
+    def embed(self, image, name: str | None = None) -> np.ndarray:
+        """The ``(D,)`` float32 unit embedding of the (largest) face in ``image``."""
+        return self.embedder.embed_image(image, policy=self.face_policy, name=name)[1][0]
+
+    def embed_with_face(self, image, name: str | None = None) -> tuple[AlignedFace, np.ndarray]:
+        """The chosen face of ``image`` and its ``(D,)`` embedding."""
+        aligned, emb = self.embedder.embed_image(image, policy=self.face_policy, name=name)
+        return aligned[0], emb[0]
+
+    def compare(self, emb_a: np.ndarray, emb_b: np.ndarray, faces: list[dict[str, Any]] | None = None) -> VerifyResult:
+        """Decide on two embeddings already computed by this model."""
+        d = float(distance(emb_a, emb_b))
+        meta_t = self.bundle.metadata.threshold
+        calibrated = meta_t is not None and abs(meta_t.value - self.threshold) < 1e-12
+        prob = float(self._head.predict_proba(emb_a, emb_b)) if self._head is not None else None
+        return VerifyResult(same=d <= self.threshold, distance=d, threshold=self.threshold,
+                            far=meta_t.far if calibrated else None, frr=meta_t.frr if calibrated else None,
+                            probability=prob, model_version=self.model_version, faces=faces or [])
+
+    def verify(self, image_a, image_b, names: tuple[str | None, str | None] = (None, None)) -> VerifyResult:
+        """Are the faces in ``image_a`` and ``image_b`` the same person?"""
+        face_a, emb_a = self.embed_with_face(image_a, name=names[0])
+        face_b, emb_b = self.embed_with_face(image_b, name=names[1])
+        return self.compare(emb_a, emb_b, faces=[face_a.face.to_dict(), face_b.face.to_dict()])
+
+
+def _load(model: str | os.PathLike[str] | None) -> ModelBundle:
+    path = config.model_path(model)
+    try:
+        return load_bundle(path)
+    except NoModelError as exc:
+        if model is None:
+            raise NoModelError(f"no trained model available ({exc}); {NO_MODEL_HINT}") from exc
+        raise
+
+
+_default_verifier: FaceVerifier | None = None
+
+
+def default_verifier() -> FaceVerifier:
+    """The process-wide verifier with the default model (loaded once)."""
+    global _default_verifier
+    if _default_verifier is None:
+        _default_verifier = FaceVerifier()
+    return _default_verifier
+
+
+def embed(image) -> np.ndarray:
+    """The ``(128,)`` float32 unit embedding of the largest face in ``image`` (default model)."""
+    return default_verifier().embed(image)
+
+
+def verify(image_a, image_b) -> VerifyResult:
+    """Compare the largest faces of two images with the default model and its calibrated τ."""
+    return default_verifier().verify(image_a, image_b)

@@ -1,0 +1,64 @@
+"""Where things live: FACEVER_HOME, the database URL and the model path.
+
+Environment variables override the defaults:
+
+* ``FACEVER_HOME``: data directory (default ``$XDG_DATA_HOME/facever`` or ``~/.local/share/facever``).
+* ``FACEVER_DB``: SQLAlchemy URL of the gallery (default ``sqlite:///$FACEVER_HOME/gallery.db``).
+* ``FACEVER_MODEL``: path of a model bundle directory (default: the bundle shipped in the package).
+* ``FACEVER_CACHE``: cache directory for aligned training crops (default ``$FACEVER_HOME/cache``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def packaged_model_dir() -> Path:
+    """Return the default model bundle directory shipped with the package.
+
+    Installed, the repository's ``models/`` folder is the package ``facever_models``; in a source
+    checkout it is ``models/`` beside ``facever/``.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("facever_models")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]) / "default"
+    return Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def home_dir() -> Path:
+    """Return the facever data directory (not created)."""
+    env = os.environ.get("FACEVER_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "facever"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """Return the SQLAlchemy URL of the gallery: ``explicit``, else ``FACEVER_DB``, else SQLite in home."""
+    if explicit:
+        return explicit
+    env = os.environ.get("FACEVER_DB")
+    if env:
+        return env
+    return f"sqlite:///{home_dir() / 'gallery.db'}"
+
+
+def model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Return the model bundle directory: ``explicit``, else ``FACEVER_MODEL``, else the shipped one."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("FACEVER_MODEL")
+    if env:
+        return Path(env).expanduser()
+    return packaged_model_dir()
+
+
+def cache_dir() -> Path:
+    """Return the directory for cached aligned crops (not created)."""
+    env = os.environ.get("FACEVER_CACHE")
+    return Path(env).expanduser() if env else home_dir() / "cache"

@@ -1,0 +1,183 @@
+"""Face detection with five landmarks.
+
+A :class:`Detector` maps an RGB image (H×W×3 uint8) to a list of :class:`Face` objects. The
+default implementation wraps the MTCNN cascade from the ``mtcnn`` package (its trained weights ship
+inside the wheel, nothing is downloaded). Coordinates are pixels in the input image, ``x`` to the
+right and ``y`` down; landmarks are ordered left eye, right eye, nose tip, left mouth corner, right
+mouth corner, where "left" is the image left (the subject's right).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from facever.errors import MultipleFacesError, NoFaceError
+
+#: How to pick faces when an image holds several: the largest one, all of them, or fail.
+FacePolicy = Literal["largest", "all", "strict"]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` in pixels, float.
+        landmarks: ``(5, 2)`` float32 array of ``(x, y)`` pixels (left eye, right eye, nose, left
+            mouth corner, right mouth corner; left = image left).
+        score: detector confidence in [0, 1].
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray = field(repr=False)
+    score: float
+
+    @property
+    def width(self) -> float:
+        """Box width in pixels."""
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        """Box height in pixels."""
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    def to_dict(self) -> dict:
+        """JSON-ready view: box, landmarks as nested lists, score."""
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "score": round(float(self.score), 4),
+        }
+
+
+class Detector(Protocol):
+    """Anything that finds faces with five landmarks."""
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Return every face in an RGB ``(H, W, 3)`` uint8 image, best score first."""
+        ...
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Return the faces of each image; faster per image than repeated :meth:`detect`."""
+        ...
+
+
+class MTCNNDetector:
+    """MTCNN (Zhang et al. 2016) from the ``mtcnn`` package, on the CPU.
+
+    Args:
+        min_face_size: smallest face searched for, in pixels of the input image (≥ 20). Above 20
+            the image is downscaled so that this size becomes MTCNN's native 20 px, which makes
+            detection faster (MTCNN 1.0.0's own ``min_face_size`` breaks its pyramid above 20).
+        max_side: images whose longer side exceeds this many pixels are downscaled before detection
+            (coordinates are mapped back); this bounds the time on large photos.
+        min_score: faces below this ONet confidence are dropped.
+    """
+
+    #: MTCNN's native smallest face (its PNet window is 12 px at scale 12/20).
+    NATIVE_MIN_FACE = 20
+
+    def __init__(self, min_face_size: int = 20, max_side: int = 640, min_score: float = 0.9) -> None:
+        if min_face_size < self.NATIVE_MIN_FACE:
+            raise ValueError(f"min_face_size must be >= {self.NATIVE_MIN_FACE}, got {min_face_size}")
+        self.min_face_size = min_face_size
+        self.max_side = max_side
+        self.min_score = min_score
+        self._mtcnn = None
+
+    def _model(self):
+        if self._mtcnn is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            from mtcnn import MTCNN
+
+            self._mtcnn = MTCNN(device="CPU:0")
+        return self._mtcnn
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        import cv2
+
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w), self.NATIVE_MIN_FACE / self.min_face_size)
+        if scale < 1.0:
+            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(image), scale
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        if len(images) == 0:
+            return []
+        prepared = [self._prepare(im) for im in images]
+        # MTCNN pads a batch to its largest image; group by shape so padding never changes results.
+        results: list[list[Face]] = [[] for _ in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (im, _) in enumerate(prepared):
+            groups.setdefault(im.shape, []).append(i)
+        for shape, idx in groups.items():
+            if min(shape[:2]) < 12:  # smaller than PNet's receptive field: nothing to find
+                continue
+            rows = self._model().detect_faces(
+                [prepared[i][0] for i in idx], output_type="numpy", box_format="xyxy",
+                min_face_size=self.NATIVE_MIN_FACE,
+            )
+            rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
+            for row in rows:
+                local = int(row[0])
+                i = idx[local]
+                scale = prepared[i][1]
+                if row[5] < self.min_score:
+                    continue
+                box = tuple(float(v) / scale for v in row[1:5])
+                # MTCNN rows hold the five x coordinates, then the five y coordinates
+                lms = (np.stack([row[6:11], row[11:16]], axis=1) / scale).astype(np.float32)
+                results[i].append(Face(box=box, landmarks=lms, score=float(row[5])))
+        for faces in results:
+            faces.sort(key=lambda f: f.score, reverse=True)
+        return results
+
+
+def select_faces(faces: list[Face], policy: FacePolicy = "largest", source: str = "image") -> list[Face]:
+    """Apply a face policy to a detector's output.
+
+    Args:
+        faces: the faces found in one image.
+        policy: ``"largest"`` keeps the largest box, ``"all"`` keeps every face (largest first),
+            ``"strict"`` requires exactly one face.
+        source: name of the image, used in error messages.
+
+    Raises:
+        NoFaceError: when ``faces`` is empty.
+        MultipleFacesError: under ``"strict"`` when more than one face was found.
+    """
+    if not faces:
+        raise NoFaceError(f"{source}: no face found")
+    ordered = sorted(faces, key=lambda f: f.area, reverse=True)
+    if policy == "all":
+        return ordered
+    if policy == "strict" and len(ordered) > 1:
+        raise MultipleFacesError(f"{source}: {len(ordered)} faces found, exactly one required")
+    if policy not in ("largest", "strict"):
+        raise ValueError(f"unknown face policy {policy!r}")
+    return ordered[:1]
+
+
+_default: MTCNNDetector | None = None
+
+
+def default_detector() -> MTCNNDetector:
+    """Return the process-wide default detector (created on first use, model loaded lazily)."""
+    global _default
+    if _default is None:
+        _default = MTCNNDetector()
+    return _default

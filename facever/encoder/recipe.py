@@ -1,0 +1,170 @@
+"""The end-to-end training recipe used by ``facever train``: data → crops → split → fit → bundle.
+
+1. Identity datasets: LFW without ``peopleDevTest`` (so P1–P3 stay clean) and/or identity folders.
+2. Canonical crops from the on-disk :class:`~facever.encoder.datasets.CropCache` (detection runs
+   once per image and pipeline version).
+3. A calibration split *by identity*: people in neither training nor DevTest, whose pairs choose τ
+   (and give per-epoch validation figures).
+4. :class:`~facever.encoder.training.Trainer`, optionally with precomputed teacher embeddings.
+5. A bundle with τ, its FAR/FRR on the calibration pairs, a logistic "same person" head, the
+   training configuration and the data it saw.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from facever.encoder.datasets import (
+    CropCache,
+    IdentityDataset,
+    aligned_crops,
+    concat,
+    from_folders,
+    from_lfw,
+    lfw_annotations,
+)
+from facever.encoder.training import Trainer, TrainConfig
+
+
+@dataclass
+class PreparedData:
+    """Training and calibration sets with their crops (112×112 uint8) and teacher targets."""
+
+    train: IdentityDataset
+    train_crops: np.ndarray
+    calib: IdentityDataset
+    calib_crops: np.ndarray
+    teacher: np.ndarray | None
+
+
+def calibration_pairs(labels: np.ndarray, max_genuine: int = 5000, n_impostor: int = 20000,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` and ``same`` flags: all genuine pairs (capped) and random impostor pairs."""
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(int(lab), []).append(i)
+    genuine = [p for idx in by_label.values() for p in itertools.combinations(idx, 2)]
+    if len(genuine) > max_genuine:
+        genuine = [genuine[i] for i in rng.choice(len(genuine), max_genuine, replace=False)]
+    n = len(labels)
+    impostor: set[tuple[int, int]] = set()
+    while len(impostor) < n_impostor:
+        i, j = rng.integers(0, n, 2)
+        if labels[i] != labels[j]:
+            impostor.add((min(i, j), max(i, j)))
+    pairs = np.array(genuine + sorted(impostor), np.int64)
+    same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    return pairs[:, 0], pairs[:, 1], same
+
+
+def load_teacher(path: str | os.PathLike[str], dataset: IdentityDataset) -> np.ndarray:
+    """Teacher embeddings for ``dataset`` from an ``.npz`` with ``names`` (relative paths) and ``emb``.
+
+    Rows for images the file lacks are NaN (no distillation target for them).
+    """
+    with np.load(path) as data:
+        index = {str(n): i for i, n in enumerate(data["names"])}
+        emb = data["emb"].astype(np.float32)
+    out = np.full((len(dataset), emb.shape[1]), np.nan, np.float32)
+    for row, p in enumerate(dataset.paths):
+        i = index.get(p)
+        if i is not None:
+            out[row] = emb[i]
+    return out
+
+
+def prepare_data(lfw_root: str | None, folders: Sequence[str], cache_dir: str | os.PathLike[str],
+                 exclude_people_file: str | None = "default", holdout_people: int = 150,
+                 holdout_singletons: int = 300, teacher_file: str | None = None, seed: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> PreparedData:
+    """Assemble datasets, crops and the identity-disjoint calibration split."""
+    parts = []
+    fallback = {}
+    if lfw_root:
+        parts.append(from_lfw(lfw_root, exclude_people_file))
+        fallback = lfw_annotations(lfw_root)
+    for folder in folders:
+        parts.append(from_folders(folder))
+    if not parts:
+        raise ValueError("no training data: give an LFW root and/or identity folders")
+    data = concat(parts) if len(parts) > 1 else parts[0]
+    cache = CropCache(cache_dir)
+    crops, ok = aligned_crops(data, cache, fallback_landmarks=fallback, progress=progress)
+    data, crops = data.subset(ok), crops[ok]
+    train, calib = data.split_people(holdout_people, seed=seed)
+    if holdout_singletons:
+        train, calib = train.add_singletons_to(calib, holdout_singletons, seed=seed)
+    index = {p: i for i, p in enumerate(data.paths)}
+    train_crops = crops[[index[p] for p in train.paths]]
+    calib_crops = crops[[index[p] for p in calib.paths]]
+    teacher = load_teacher(teacher_file, train) if teacher_file else None
+    return PreparedData(train, train_crops, calib, calib_crops, teacher)
+
+
+def resize_to(crops: np.ndarray, size: int) -> np.ndarray:
+    """Canonical crops resized to the encoder input (same interpolation as inference)."""
+    from facever.embedding import resize_crops
+
+    return resize_crops(crops, size)
+
+
+def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: str,
+                     target_far: float = 1e-3, seed: int = 0) -> dict:
+    """Set τ (for ``target_far``), its FAR/FRR and the logistic head from calibration embeddings.
+
+    Args:
+        bundle: a :class:`~facever.encoder.bundle.ModelBundle` (metadata updated in place).
+        emb: ``(N, D)`` unit embeddings of the calibration images; labels ``(N,)`` identities.
+    Returns the calibration figures (also stored under ``metadata.figures["calibration"]``).
+    """
+    from facever.encoder.bundle import Threshold
+    from facever.matching import ThresholdCalibrator, VerificationHead
+
+    i, j, same = calibration_pairs(labels, seed=seed)
+    d = np.linalg.norm(emb[i] - emb[j], axis=1)
+    far_cal = ThresholdCalibrator("far", target_far).fit(d, same)
+    acc_cal = ThresholdCalibrator("accuracy").fit(d, same)
+    head = VerificationHead().fit(emb[i], emb[j], same)
+    meta = bundle.metadata
+    meta.threshold = Threshold(value=far_cal.threshold_, far=far_cal.far_, frr=far_cal.frr_,
+                               target=f"far={target_far:g}", calibration_set=description,
+                               n_genuine=int(same.sum()), n_impostor=int((~same).sum()))
+    meta.verification_head = head.to_json()
+    figures = {"tau_far": far_cal.threshold_, "far": far_cal.far_, "frr": far_cal.frr_,
+               "tau_best_accuracy": acc_cal.threshold_, "best_accuracy": acc_cal.accuracy_,
+               "far_at_best_accuracy": acc_cal.far_, "frr_at_best_accuracy": acc_cal.frr_,
+               "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "set": description}
+    meta.figures["calibration"] = figures
+    return figures
+
+
+def build_bundle(trainer: Trainer, prepared: PreparedData, extra: dict | None = None):
+    """Wrap a trained model into a :class:`ModelBundle` with provenance (not yet saved)."""
+    from facever.encoder.bundle import BundleMetadata, ModelBundle
+
+    cfg = trainer.config
+    counts = np.bincount(prepared.train.labels)
+    meta = BundleMetadata(
+        architecture=cfg.architecture, input_size=cfg.input_size, embedding_dim=cfg.embedding_dim,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        training={
+            "config": cfg.to_json(),
+            "data": {"source": prepared.train.source, "n_excluded_people": len(prepared.train.excluded),
+                     "train_people": len(prepared.train.people), "train_images": len(prepared.train),
+                     "train_people_with_2plus": int((counts >= 2).sum()),
+                     "calibration_people": len(prepared.calib.people), "calibration_images": len(prepared.calib),
+                     "teacher": bool(prepared.teacher is not None),
+                     "people": sorted(prepared.train.people)},
+            "history": [h.__dict__ for h in trainer.history],
+            **(extra or {}),
+        },
+    )
+    return ModelBundle(trainer.model, meta, version="")

@@ -1,0 +1,289 @@
+"""Training the encoder: triplet loss with online mining over P×K batches, optional distillation.
+
+The objective per batch is
+
+    L = triplet(labels, f(x); mining, margin α)                      (always)
+      + λ_e · mean_i ||f(x_i) − t_i||²                               (if a teacher is given)
+      + λ_d · mean_ij (d(f(x_i), f(x_j)) − d(t_i, t_j))²             (if a teacher is given)
+
+where t_i is a teacher's unit embedding of the same image (precomputed; the teacher is never
+needed at run time). Checkpoints (model, optimizer state, epoch, history) are written every epoch
+and a run can resume from them. The library never prints: progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from facever.encoder.sampling import PKSampler
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (recorded in the bundle)."""
+
+    architecture: str = "resnet_s"
+    input_size: int = 96
+    width: int = 32
+    embedding_dim: int = 128
+    dropout: float = 0.2
+    epochs: int = 30
+    steps_per_epoch: int | None = None
+    p: int = 32
+    k: int = 4
+    extra_singletons: int = 32
+    mining: str = "batch_hard"
+    margin: float = 0.2
+    soft_margin: bool = False
+    squared: bool = False
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.02
+    weight_decay: float = 1e-4
+    distill_weight: float = 0.0
+    distill_pair_weight: float = 0.0
+    augment: bool = True
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochLog:
+    """Figures of one epoch: mean loss parts, triplet health, validation metrics, throughput."""
+
+    epoch: int
+    loss: float
+    triplet: float
+    distill: float
+    active_fraction: float
+    mean_pos_dist: float
+    mean_neg_dist: float
+    images_per_s: float
+    seconds: float
+    val: dict[str, float] = field(default_factory=dict)
+
+
+class WarmupCosine:
+    """Learning rate: linear warm-up then cosine decay to ``min_ratio × base`` (a Keras schedule)."""
+
+    def __init__(self, base: float, warmup: int, total: int, min_ratio: float) -> None:
+        import keras
+
+        class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
+            def __call__(self_inner, step):
+                from keras import ops
+
+                step = ops.cast(step, "float32")
+                warm = base * (step + 1.0) / max(warmup, 1)
+                progress = ops.clip((step - warmup) / max(total - warmup, 1), 0.0, 1.0)
+                cosine = base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + ops.cos(np.pi * progress)))
+                return ops.where(step < warmup, warm, cosine)
+
+            def get_config(self_inner):
+                return {}
+
+        self.schedule = _Schedule()
+
+
+def _pairwise(x):
+    import tensorflow as tf
+
+    sq = tf.reduce_sum(x * x, axis=1)
+    d2 = sq[:, None] - 2.0 * tf.matmul(x, x, transpose_b=True) + sq[None, :]
+    d2 = tf.maximum(d2, 0.0)
+    zero = tf.cast(tf.equal(d2, 0.0), x.dtype)
+    return tf.sqrt(d2 + zero * 1e-12) * (1.0 - zero)
+
+
+class Trainer:
+    """Fits an encoder on in-memory aligned crops.
+
+    Args:
+        config: the run's settings.
+        crops: ``(N, S, S, 3)`` uint8 RGB aligned crops at ``config.input_size``.
+        labels: ``(N,)`` int identity labels.
+        teacher: optional ``(N, D)`` float32 teacher embeddings (rows of NaN = no target); rows are
+            L2-normalised here.
+        validation: optional ``(crops_a, crops_b, same)`` pairs to score after each epoch.
+        out_dir: where checkpoints go (``out_dir/checkpoint``).
+    """
+
+    def __init__(self, config: TrainConfig, crops: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike[str],
+                 teacher: np.ndarray | None = None,
+                 validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        if crops.ndim != 4 or crops.shape[1] != config.input_size or crops.shape[2] != config.input_size:
+            raise ValueError(f"crops must be (N, {config.input_size}, {config.input_size}, 3), got {crops.shape}")
+        if len(crops) != len(labels):
+            raise ValueError("crops and labels differ in length")
+        self.config = config
+        self.crops = crops
+        self.labels = np.asarray(labels, np.int64)
+        self.out_dir = Path(out_dir)
+        self.validation = validation
+        self.teacher = None
+        if teacher is not None:
+            t = np.asarray(teacher, np.float32)
+            mask = np.isfinite(t).all(axis=1)
+            t = np.where(mask[:, None], t, 0.0)
+            t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+            self.teacher, self.teacher_mask = t.astype(np.float32), mask.astype(np.float32)
+        self.sampler = PKSampler(self.labels, config.p, config.k, seed=config.seed,
+                                 extra_singletons=config.extra_singletons)
+        self.batch_size = config.p * config.k + config.extra_singletons
+        self.steps_per_epoch = config.steps_per_epoch or max(1, int(np.ceil(len(crops) / self.batch_size)))
+        self.history: list[EpochLog] = []
+        self.epoch = 0
+        self._build()
+
+    # -- setup --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        import keras
+        import tensorflow as tf
+
+        from facever.encoder.losses import get_triplet_loss, triplet_stats
+        from facever.encoder.network import build_encoder
+
+        cfg = self.config
+        keras.utils.set_random_seed(cfg.seed)
+        self.model = build_encoder(cfg.architecture, cfg.input_size, cfg.embedding_dim, cfg.width, cfg.dropout)
+        total = cfg.epochs * self.steps_per_epoch
+        schedule = WarmupCosine(cfg.lr, cfg.warmup_steps, total, cfg.min_lr_ratio).schedule
+        self.optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, clipnorm=5.0)
+        self.optimizer.build(self.model.trainable_variables)
+        triplet = get_triplet_loss(cfg.mining)
+        crops = tf.constant(self.crops)
+        labels = tf.constant(self.labels)
+        teacher = tf.constant(self.teacher) if self.teacher is not None else None
+        tmask = tf.constant(self.teacher_mask) if self.teacher is not None else None
+        model, optimizer = self.model, self.optimizer
+
+        def step(idx):
+            x = tf.cast(tf.gather(crops, idx), tf.float32)
+            if cfg.augment:
+                from facever.encoder.datasets import augment_batch
+
+                x = augment_batch(x)
+            y = tf.gather(labels, idx)
+            with tf.GradientTape() as tape:
+                emb = model(x, training=True)
+                t_loss = triplet(y, emb, margin=cfg.margin, squared=cfg.squared, soft=cfg.soft_margin)
+                d_loss = tf.constant(0.0)
+                if teacher is not None:
+                    t = tf.gather(teacher, idx)
+                    m = tf.gather(tmask, idx)
+                    per = tf.reduce_sum(tf.square(emb - t), axis=1)
+                    d_loss = cfg.distill_weight * tf.reduce_sum(per * m) / tf.maximum(tf.reduce_sum(m), 1.0)
+                    if cfg.distill_pair_weight > 0:
+                        pm = m[:, None] * m[None, :]
+                        diff = tf.square(_pairwise(emb) - _pairwise(t)) * pm
+                        d_loss += cfg.distill_pair_weight * tf.reduce_sum(diff) / tf.maximum(tf.reduce_sum(pm), 1.0)
+                loss = t_loss + d_loss + tf.add_n(model.losses) if model.losses else t_loss + d_loss
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            stats = triplet_stats(y, emb, margin=cfg.margin, squared=cfg.squared)
+            return loss, t_loss, d_loss, stats["active_fraction"], stats["mean_pos_dist"], stats["mean_neg_dist"]
+
+        self._step = tf.function(step, reduce_retracing=True)
+        self._embed = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoint"
+
+    def save_checkpoint(self) -> None:
+        """Write model weights, optimizer variables and progress atomically-ish (state.json last)."""
+        ck = self.checkpoint_dir
+        ck.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(ck / "model.weights.h5")
+        np.savez(ck / "optimizer.npz", *[np.asarray(v) for v in self.optimizer.variables])
+        rng_state = self.sampler.rng.bit_generator.state if hasattr(self.sampler, "rng") else None
+        state = {"epoch": self.epoch, "config": self.config.to_json(),
+                 "history": [asdict(h) for h in self.history], "sampler_rng": rng_state}
+        tmp = ck / "state.json.tmp"
+        tmp.write_text(json.dumps(state, default=str))
+        os.replace(tmp, ck / "state.json")
+
+    def load_checkpoint(self) -> bool:
+        """Resume from ``checkpoint_dir`` if present; returns whether a checkpoint was loaded."""
+        ck = self.checkpoint_dir
+        if not (ck / "state.json").is_file():
+            return False
+        state = json.loads((ck / "state.json").read_text())
+        if state["config"] != self.config.to_json():
+            raise ValueError("checkpoint was written with different settings; use the same options to resume")
+        self.model.load_weights(ck / "model.weights.h5")
+        with np.load(ck / "optimizer.npz") as data:
+            values = [data[f"arr_{i}"] for i in range(len(data.files))]
+        for var, val in zip(self.optimizer.variables, values):
+            var.assign(val)
+        self.epoch = int(state["epoch"])
+        self.history = [EpochLog(**h) for h in state["history"]]
+        if state.get("sampler_rng") and hasattr(self.sampler, "rng"):
+            self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        return True
+
+    # -- running ------------------------------------------------------------------------------
+    def embed(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+        """``(N, S, S, 3)`` uint8 → ``(N, D)`` unit embeddings with flip TTA."""
+        out = []
+        for s in range(0, len(crops), batch):
+            x = crops[s:s + batch].astype(np.float32)
+            e = np.asarray(self._embed(x)) + np.asarray(self._embed(x[:, :, ::-1]))
+            out.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
+
+    def validate(self) -> dict[str, float]:
+        """Accuracy (best τ), ROC AUC and TAR at FAR 1e-3 on the validation pairs."""
+        if self.validation is None:
+            return {}
+        from sklearn.metrics import roc_auc_score, roc_curve
+
+        from facever.matching import best_accuracy_threshold
+
+        a, b, same = self.validation
+        d = np.linalg.norm(self.embed(a) - self.embed(b), axis=1)
+        tau = best_accuracy_threshold(d, same)
+        fpr, tpr, _ = roc_curve(same, -d)
+        ok = fpr <= 1e-3
+        return {"accuracy": float(((d <= tau) == same).mean()), "threshold": float(tau),
+                "roc_auc": float(roc_auc_score(same, -d)), "tar_at_far_1e-3": float(tpr[ok].max()) if ok.any() else 0.0,
+                "mean_genuine": float(d[same].mean()), "mean_impostor": float(d[~same].mean())}
+
+    def fit(self, on_step: Callable[[int, int, dict], None] | None = None,
+            on_epoch: Callable[[EpochLog], None] | None = None, resume: bool = False) -> list[EpochLog]:
+        """Train for the remaining epochs; checkpoint after each. Returns the epoch history."""
+        import tensorflow as tf
+
+        if resume:
+            self.load_checkpoint()
+        while self.epoch < self.config.epochs:
+            t0 = time.perf_counter()
+            sums = np.zeros(6)
+            for s in range(self.steps_per_epoch):
+                idx = tf.constant(self.sampler.sample_batch())
+                vals = [float(v) for v in self._step(idx)]
+                sums += vals
+                if on_step:
+                    on_step(s + 1, self.steps_per_epoch, dict(zip(
+                        ("loss", "triplet", "distill", "active", "d_ap", "d_an"), vals)))
+            secs = time.perf_counter() - t0
+            mean = sums / self.steps_per_epoch
+            self.epoch += 1
+            log = EpochLog(self.epoch, *[float(v) for v in mean],
+                           images_per_s=self.steps_per_epoch * self.batch_size / secs, seconds=secs,
+                           val=self.validate())
+            self.history.append(log)
+            self.save_checkpoint()
+            if on_epoch:
+                on_epoch(log)
+        return self.history

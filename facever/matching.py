@@ -1,0 +1,129 @@
+"""Distances, decisions and threshold calibration.
+
+Embeddings are unit vectors, so the Euclidean distance lies in [0, 2] (0 = identical). A pair is
+"same" when its distance ≤ τ. Calibration follows scikit-learn conventions: ``__init__`` stores
+parameters, ``fit`` returns ``self``, learned values end in ``_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_curve
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between rows of ``a`` and ``b`` (broadcast), in [0, 2] for unit vectors."""
+    return np.linalg.norm(np.asarray(a, np.float32) - np.asarray(b, np.float32), axis=-1)
+
+
+def distance_matrix(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """``(Q, D)`` × ``(G, D)`` unit vectors → ``(Q, G)`` Euclidean distances (via dot products)."""
+    sim = np.asarray(queries, np.float32) @ np.asarray(gallery, np.float32).T
+    return np.sqrt(np.clip(2.0 - 2.0 * sim, 0.0, 4.0))
+
+
+def rates_at(threshold: float, distances: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """``(FAR, FRR)`` of the rule distance ≤ threshold on labelled pairs (same=1 genuine)."""
+    distances = np.asarray(distances, np.float64)
+    same = np.asarray(same).astype(bool)
+    accept = distances <= threshold
+    far = float(accept[~same].mean()) if (~same).any() else float("nan")
+    frr = float((~accept[same]).mean()) if same.any() else float("nan")
+    return far, frr
+
+
+class ThresholdCalibrator:
+    """Choose τ on labelled pairs.
+
+    Args:
+        target: ``"far"`` picks the largest τ whose FAR ≤ ``target_far``; ``"accuracy"`` picks the
+            τ of best accuracy (midpoint between neighbouring distances).
+        target_far: the false accept rate aimed at, in (0, 1).
+
+    Learned: ``threshold_``, ``far_``, ``frr_``, ``accuracy_``.
+    """
+
+    def __init__(self, target: Literal["far", "accuracy"] = "far", target_far: float = 1e-3) -> None:
+        self.target = target
+        self.target_far = target_far
+
+    def fit(self, distances: np.ndarray, same: np.ndarray) -> "ThresholdCalibrator":
+        distances = np.asarray(distances, np.float64)
+        same = np.asarray(same).astype(bool)
+        if distances.shape != same.shape or distances.ndim != 1:
+            raise ValueError("distances and same must be 1-D arrays of equal length")
+        if not same.any() or same.all():
+            raise ValueError("calibration needs both genuine and impostor pairs")
+        if self.target == "far":
+            # roc_curve on the score -distance: thresholds are candidate -τ values
+            fpr, _, thr = roc_curve(same, -distances)
+            ok = np.flatnonzero(fpr <= self.target_far)
+            tau = float(-thr[ok[-1]]) if len(ok) else float(distances.min()) - 1e-6
+            tau = min(tau, 2.0)
+        elif self.target == "accuracy":
+            tau = best_accuracy_threshold(distances, same)
+        else:
+            raise ValueError(f"unknown target {self.target!r}")
+        self.threshold_ = tau
+        self.far_, self.frr_ = rates_at(tau, distances, same)
+        self.accuracy_ = float(((distances <= tau) == same).mean())
+        return self
+
+
+def best_accuracy_threshold(distances: np.ndarray, same: np.ndarray) -> float:
+    """τ maximising accuracy of ``distance ≤ τ`` on labelled pairs (ties: the smallest such τ)."""
+    d = np.asarray(distances, np.float64)
+    s = np.asarray(same).astype(bool)
+    order = np.argsort(d)
+    d_sorted, s_sorted = d[order], s[order]
+    # accepting the first i pairs: correct = genuine among them + impostors after them
+    tp = np.concatenate([[0], np.cumsum(s_sorted)])
+    tn = (~s).sum() - np.concatenate([[0], np.cumsum(~s_sorted)])
+    acc = tp + tn
+    # only split between distinct values
+    valid = np.ones(len(d) + 1, bool)
+    valid[1:-1] = d_sorted[1:] > d_sorted[:-1]
+    i = int(np.argmax(np.where(valid, acc, -1)))
+    if i == 0:
+        return float(d_sorted[0]) - 1e-6
+    if i == len(d):
+        return float(d_sorted[-1])
+    return float((d_sorted[i - 1] + d_sorted[i]) / 2)
+
+
+class VerificationHead:
+    """P(same person) from ``|f(x1) − f(x2)|`` per dimension, a scikit-learn logistic regression.
+
+    Stored in the bundle as JSON numbers (``to_json`` / ``from_json``), never pickled.
+    """
+
+    def __init__(self, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, emb1: np.ndarray, emb2: np.ndarray, same: np.ndarray) -> "VerificationHead":
+        x = np.abs(np.asarray(emb1) - np.asarray(emb2))
+        self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(x, np.asarray(same).astype(int))
+        return self
+
+    def predict_proba(self, emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
+        """Probability in [0, 1] that each pair shows one person; ``(N,)`` or a scalar for 1-D input."""
+        e1, e2 = np.atleast_2d(emb1), np.atleast_2d(emb2)
+        p = self.model_.predict_proba(np.abs(e1 - e2))[:, 1]
+        return p if np.ndim(emb1) > 1 else float(p[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "logistic_abs_diff", "coef": self.model_.coef_[0].tolist(),
+                "intercept": float(self.model_.intercept_[0]), "C": self.C}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "VerificationHead":
+        head = cls(C=data.get("C", 1.0))
+        model = LogisticRegression(C=head.C)
+        model.coef_ = np.asarray([data["coef"]], np.float64)
+        model.intercept_ = np.asarray([data["intercept"]], np.float64)
+        model.classes_ = np.array([0, 1])
+        head.model_ = model
+        return head

@@ -1,0 +1,76 @@
+"""Model bundles: save/load round trip, version hash, safe mode, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from facever.encoder.bundle import METADATA_FILE, MODEL_FILE, Threshold, load_bundle, read_metadata
+from facever.encoder.network import ARCHITECTURES, build_encoder
+from facever.errors import ModelError, NoModelError
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_encoder_outputs_unit_vectors(arch):
+    model = build_encoder(arch, input_size=32, width=8)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    y = np.asarray(model(x, training=False))
+    assert y.shape == (3, 128) and y.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+
+
+def test_bad_architecture_and_size_rejected():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_encoder("nope")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_encoder("resnet_s", input_size=50)
+
+
+def test_round_trip_gives_same_embeddings_and_metadata(tiny_bundle_dir, tmp_path):
+    bundle = load_bundle(tiny_bundle_dir)
+    assert bundle.metadata.threshold == Threshold(value=0.8, far=0.01, frr=0.1, target="test")
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    y1 = np.asarray(bundle.model(x, training=False))
+    version = bundle.save(tmp_path / "copy")
+    again = load_bundle(tmp_path / "copy")
+    np.testing.assert_allclose(np.asarray(again.model(x, training=False)), y1, atol=1e-6)
+    assert again.version == version and len(version) == 16
+    assert again.metadata.to_json() == bundle.metadata.to_json()
+
+
+def test_version_changes_with_weights(tiny_bundle_dir, tmp_path):
+    bundle = load_bundle(tiny_bundle_dir)
+    w = bundle.model.get_layer("head_dense").kernel
+    w.assign(w.numpy() + 0.01)
+    assert bundle.save(tmp_path / "changed") != load_bundle(tiny_bundle_dir).version
+
+
+def test_metadata_only_update_keeps_version(tiny_bundle_dir, tmp_path):
+    bundle = load_bundle(tiny_bundle_dir)
+    bundle.save(tmp_path / "b")
+    v = bundle.version
+    bundle.metadata.threshold = Threshold(value=0.5)
+    bundle.save_metadata()
+    assert read_metadata(tmp_path / "b").threshold.value == 0.5
+    assert load_bundle(tmp_path / "b").version == v
+
+
+def test_missing_and_broken_bundles_raise_clear_errors(tmp_path, tiny_bundle_dir):
+    with pytest.raises(NoModelError, match="not found"):
+        load_bundle(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoModelError, match=METADATA_FILE):
+        load_bundle(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / METADATA_FILE).write_text((tiny_bundle_dir / METADATA_FILE).read_text())
+    (broken / MODEL_FILE).write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_bundle(broken)
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    meta = json.loads((tiny_bundle_dir / METADATA_FILE).read_text())
+    meta["format_version"] = 99
+    (newer / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="newer"):
+        read_metadata(newer)

@@ -1,0 +1,88 @@
+"""The MTCNN detector on a real photo, odd inputs, and the face-selection policies."""
+
+import cv2
+import numpy as np
+import pytest
+
+from facever.detection import Face, MTCNNDetector, default_detector, select_faces
+from facever.errors import MultipleFacesError, NoFaceError
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return default_detector()
+
+
+def _check_layout(face: Face):
+    le, re, nose, ml, mr = face.landmarks
+    assert le[0] < re[0] and ml[0] < mr[0], "left points must be on the image left"
+    assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1]), "eyes above nose above mouth"
+    x1, y1, x2, y2 = face.box
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in face.landmarks)
+
+
+def test_finds_the_face_in_a_real_photo(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.95 and face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32
+    _check_layout(face)
+    # the astronaut's face is in the upper middle of the 512×512 picture
+    assert 150 < face.landmarks[:, 0].mean() < 300 and 50 < face.landmarks[:, 1].mean() < 200
+
+
+def test_large_image_is_downscaled_and_mapped_back(astronaut):
+    det = MTCNNDetector(max_side=256)
+    big = cv2.resize(astronaut, (1024, 1024))
+    faces = det.detect(big)
+    ref = default_detector().detect(astronaut)[0]
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].landmarks / 2, ref.landmarks, atol=6)
+
+
+def test_batch_matches_single_calls(detector, astronaut):
+    small = cv2.resize(astronaut, (256, 256))
+    batch = detector.detect_batch([astronaut, small, astronaut])
+    assert [len(b) for b in batch] == [1, 1, 1]
+    np.testing.assert_allclose(batch[0][0].landmarks, batch[2][0].landmarks)
+    assert detector.detect_batch([]) == []
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (1, 500, 3), (300, 300, 3)])
+def test_tiny_blank_and_thin_images_give_no_face_without_crashing(detector, shape):
+    assert detector.detect(np.zeros(shape, np.uint8)) == []
+
+
+def test_rotated_and_mirrored_faces_do_not_crash(detector, astronaut):
+    for img in (np.rot90(astronaut).copy(), np.rot90(astronaut, 2).copy(), astronaut[:, ::-1].copy()):
+        faces = detector.detect(img)
+        assert isinstance(faces, list)
+    mirrored = detector.detect(astronaut[:, ::-1].copy())
+    assert len(mirrored) == 1
+    _check_layout(mirrored[0])
+
+
+def _face(size: float) -> Face:
+    return Face(box=(0.0, 0.0, size, size), landmarks=np.zeros((5, 2), np.float32), score=0.99)
+
+
+def test_face_policies():
+    small, large = _face(10), _face(50)
+    assert select_faces([small, large], "largest") == [large]
+    assert select_faces([small, large], "all") == [large, small]
+    assert select_faces([small], "strict") == [small]
+    with pytest.raises(MultipleFacesError, match="2 faces"):
+        select_faces([small, large], "strict", source="group.jpg")
+    with pytest.raises(NoFaceError, match="group.jpg: no face"):
+        select_faces([], "largest", source="group.jpg")
+    with pytest.raises(ValueError):
+        select_faces([small], "bogus")
+
+
+def test_two_faces_in_one_photo(detector, astronaut):
+    pair = np.concatenate([astronaut, cv2.resize(astronaut, (512, 512))[:, :, :]], axis=1)
+    pair[:, 512:] = cv2.resize(cv2.resize(astronaut, (256, 256)), (512, 512))  # same face, blurrier
+    faces = detector.detect(pair)
+    assert len(faces) == 2
+    with pytest.raises(MultipleFacesError):
+        select_faces(faces, "strict")
