@@ -1,0 +1,167 @@
+"""``facever evaluate``: score a model on the LFW protocols P1–P4 (see DESIGN.md, "Evaluation protocols")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .common import JSON_OPTION, MODEL_OPTION, err, fail, handle_errors, out, print_json, progress_bar
+
+DEFAULT_LFW = Path("../shared/data/lfw")
+
+
+def evaluate(
+    lfw: Optional[Path] = typer.Option(None, "--lfw", help=f"LFW root (lfw-deepfunneled/, protocol/, annotations/); default {DEFAULT_LFW} if it exists."),
+    protocol: str = typer.Option("p1,p2,p3,p4", "--protocol", help="Comma-separated protocols: p1 (View 1), p2 (DevTest all pairs), p3 (open-set), p4 (View 2)."),
+    model: Optional[Path] = MODEL_OPTION,
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.json and ROC/histogram PNGs."),
+    seed: int = typer.Option(0, help="Seed of P1's random folds and P3's enrolment choice."),
+    batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Evaluate a model on LFW: P1 View 1, P2 DevTest all pairs, P3 open-set, P4 View 2.
+
+    Every needed LFW image is detected (MTCNN, the face nearest the image centre), aligned and
+    embedded once. Images without a face count as failures at the maximum distance 2.0.
+
+    Examples:
+
+        facever evaluate --protocol p1,p4 --model runs/m1/bundle
+
+        facever evaluate --out reports/m1 --json
+    """
+    with handle_errors(as_json):
+        root = lfw if lfw is not None else (DEFAULT_LFW if DEFAULT_LFW.is_dir() else None)
+        if root is None:
+            fail(f"--lfw PATH is required ({DEFAULT_LFW} does not exist)", as_json=as_json)
+        if not (root / "protocol").is_dir():
+            fail(f"{root}: not an LFW root (no protocol/ folder)", as_json=as_json)
+        protocols = [p.strip().lower() for p in protocol.split(",") if p.strip()]
+        from facever.api import FaceVerifier
+        from facever.evaluation import PROTOCOLS, detection_figures, embed_lfw_images, evaluate_all
+        from facever.lfw import LANDMARKS_FILE, read_landmarks
+
+        unknown = [p for p in protocols if p not in PROTOCOLS]
+        if unknown or not protocols:
+            fail(f"--protocol: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(PROTOCOLS)}", as_json=as_json)
+        # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
+        verifier = FaceVerifier(model=model, threshold=2.0)
+        meta = verifier.bundle.metadata
+        tau = float(meta.threshold.value) if meta.threshold is not None else None
+        people = (meta.training or {}).get("data", {}).get("people")
+        trained_people = set(people) if people else None
+
+        plots_dir = out_dir
+        if out_dir is not None:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                err.print("warning: matplotlib is missing, no plots (pip install 'facever[plots]')", markup=False)
+                plots_dir = None
+
+        detections = []
+
+        def embed(paths: list[str]):
+            res = embed_lfw_images(verifier, root, paths, batch_size=batch_size)
+            detections.append(res)
+            return res.embeddings
+
+        with progress_bar(enabled=not as_json) as bar:
+            task = bar.add_task("embedding LFW images", total=None)
+            results = evaluate_all(root, embed, protocols=protocols, trained_people=trained_people,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                   threshold=tau, plots_dir=plots_dir, seed=seed)
+        results["model"] = {"path": str(verifier.bundle.path) if verifier.bundle.path else None,
+                            "version": verifier.model_version, "threshold": tau,
+                            "trained_people_known": trained_people is not None}
+        results["detection"] = _detection(detections, root, detection_figures, read_landmarks, LANDMARKS_FILE)
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print_json(results)
+    else:
+        _summary(results)
+        if out_dir is not None:
+            err.print(f"wrote {out_dir / 'results.json'}", markup=False)
+
+
+def _detection(detections: list, root: Path, detection_figures, read_landmarks, landmarks_file: str) -> dict[str, Any]:
+    import numpy as np
+
+    from facever.evaluation import LFWEmbeddings
+
+    if not detections:
+        return {}
+    merged = LFWEmbeddings(
+        paths=[p for d in detections for p in d.paths],
+        embeddings=np.concatenate([d.embeddings for d in detections]),
+        found=np.concatenate([d.found for d in detections]),
+        n_faces=np.concatenate([d.n_faces for d in detections]),
+        landmarks=np.concatenate([d.landmarks for d in detections]),
+        errors={k: v for d in detections for k, v in d.errors.items()},
+    )
+    ann_path = root / landmarks_file
+    annotations = read_landmarks(ann_path) if ann_path.is_file() else None
+    return detection_figures(merged, annotations)
+
+
+def _pct(x: Optional[float], digits: int = 2) -> str:
+    return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _summary(results: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"LFW evaluation: model {results['model']['version']}", show_lines=False)
+    for col in ("protocol", "figure", "value", "notes"):
+        table.add_column(col)
+
+    def contam(r: dict[str, Any]) -> str:
+        if r.get("contaminated") is None:
+            return "training people unknown"
+        return (f"CONTAMINATED: {r['n_people_in_training']}/{r['n_people']} people seen in training"
+                if r["contaminated"] else "clean")
+
+    if "p1" in results:
+        r = results["p1"]
+        table.add_row("P1 View 1", "accuracy (10-fold)", f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}",
+                      f"{r['n_pairs']} pairs, {r['n_failed']} failed; {contam(r)}")
+        table.add_row("", "ROC AUC / EER", f"{r['roc_auc']:.4f} / {_pct(r['eer'])}", "")
+        if r.get("at_threshold"):
+            a = r["at_threshold"]
+            table.add_row("", f"accuracy at τ={a['threshold']:.3f}", _pct(a["accuracy"]),
+                          f"FAR {_pct(a['far'])}, FRR {_pct(a['frr'])}")
+    if "p2" in results:
+        r = results["p2"]
+        table.add_row("P2 DevTest all pairs", "EER", _pct(r["eer"]),
+                      f"{r['n_genuine']:,} genuine, {r['n_impostor']:,} impostor, {r['n_failed']:,} failed pairs")
+        for key, t in r["tar_at_far"].items():
+            table.add_row("", f"TAR @ FAR={key}", _pct(t["tar"]) if t["resolvable"] else "not resolvable",
+                          f"τ={t['threshold']:.4f}" if t["threshold"] is not None else "")
+    if "p3" in results:
+        r = results["p3"]
+        for k, e in r["enroll"].items():
+            for variant in ("nearest", "mean3"):
+                if variant not in e:
+                    continue
+                v = e[variant]
+                dirs = ", ".join(f"DIR@{key} {_pct(x['dir'])}" for key, x in v["dir_at_fpir"].items())
+                table.add_row("P3 open-set" if k == next(iter(r["enroll"])) and variant == "nearest" else "",
+                              f"enroll {k}, {variant}: rank-1", _pct(v["rank1"]), dirs)
+    if "p4" in results:
+        r = results["p4"]
+        table.add_row("P4 View 2", "accuracy (official folds)", f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}",
+                      f"{r['n_pairs']} pairs, {r['n_failed']} failed; {contam(r)}")
+        table.add_row("", "ROC AUC / EER", f"{r['roc_auc']:.4f} / {_pct(r['eer'])}", "")
+    det = results.get("detection") or {}
+    if det:
+        note = ""
+        if det.get("landmark_error") and det["landmark_error"]["n"]:
+            le = det["landmark_error"]
+            note = f"landmark error {le['mean']:.4f} IOD (median {le['median']:.4f}), >0.1: {_pct(le['failure_rate'])}"
+        table.add_row("detection", "faces found", f"{det['n_found']}/{det['n_images']} ({_pct(det['found_rate'])})", note)
+    out.print(table)

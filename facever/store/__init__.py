@@ -1,0 +1,12 @@
+"""Gallery storage: the SQLAlchemy schema, the database connection (SQLite pragmas, Alembic
+upgrades, backup) and the queries the gallery uses.
+
+* :mod:`facever.store.schema`: tables ``people``, ``faces``, ``embeddings``, ``models``.
+* :mod:`facever.store.session`: :class:`Database` (engine, transactions, upgrade, backup).
+* :mod:`facever.store.repository`: queries and :func:`check_database`.
+"""
+
+from facever.store.repository import CheckReport, check_database
+from facever.store.session import Database, WriteConflict, head_revision
+
+__all__ = ["Database", "WriteConflict", "CheckReport", "check_database", "head_revision"]

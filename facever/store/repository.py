@@ -1,0 +1,310 @@
+"""Queries on the gallery tables. Every function takes an open :class:`~sqlalchemy.orm.Session`
+(the caller owns the transaction) and uses only portable SQL.
+
+Vectors are stored as little-endian float32 bytes; :func:`encode_vector` / :func:`decode_vectors`
+convert them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from facever.errors import PersonNotFoundError
+from facever.store.schema import EmbeddingRow, FaceRow, ModelRow, PersonRow, utcnow
+
+if TYPE_CHECKING:
+    from facever.store.session import Database
+
+
+# -- vectors ------------------------------------------------------------------------------------
+def encode_vector(vector: np.ndarray) -> bytes:
+    """A ``(D,)`` vector as ``D`` little-endian float32 values (``4 D`` bytes)."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
+    """Stored vector blobs → an ``(N, dim)`` float32 array (native byte order)."""
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+    if flat.size != len(blobs) * dim:
+        raise ValueError(f"stored vectors do not all have {dim} values")
+    return flat.astype(np.float32).reshape(len(blobs), dim)
+
+
+# -- people -------------------------------------------------------------------------------------
+def get_person(session: Session, name: str) -> PersonRow | None:
+    """The person called exactly ``name``, or None."""
+    return session.scalars(select(PersonRow).where(PersonRow.name == name)).one_or_none()
+
+
+def require_person(session: Session, name: str) -> PersonRow:
+    """The person called ``name``; raises :class:`PersonNotFoundError`."""
+    person = get_person(session, name)
+    if person is None:
+        raise PersonNotFoundError(f"no person named {name!r} is enrolled")
+    return person
+
+
+def get_or_create_person(session: Session, name: str) -> PersonRow:
+    """The person called ``name``, created (and flushed, so it has an id) if missing."""
+    person = get_person(session, name)
+    if person is None:
+        person = PersonRow(name=name, created=utcnow())
+        session.add(person)
+        session.flush()
+    return person
+
+
+def list_people(session: Session) -> list[tuple[PersonRow, int]]:
+    """Every person with their number of faces, by name."""
+    n_faces = (select(FaceRow.person_id, func.count(FaceRow.id).label("n"))
+               .group_by(FaceRow.person_id).subquery())
+    rows = session.execute(select(PersonRow, func.coalesce(n_faces.c.n, 0))
+                           .outerjoin(n_faces, n_faces.c.person_id == PersonRow.id)
+                           .order_by(PersonRow.name)).all()
+    return [(p, int(n)) for p, n in rows]
+
+
+def person_names(session: Session) -> dict[int, str]:
+    """Person id → name."""
+    return dict(session.execute(select(PersonRow.id, PersonRow.name)).tuples().all())
+
+
+def rename_person(session: Session, person_id: int, new_name: str) -> None:
+    """Give person ``person_id`` the name ``new_name`` (uniqueness enforced by the database)."""
+    session.execute(update(PersonRow).where(PersonRow.id == person_id).values(name=new_name))
+
+
+def delete_person(session: Session, person_id: int) -> int:
+    """Delete a person with their faces and embeddings (database cascade); return the faces removed."""
+    n = session.scalar(select(func.count(FaceRow.id)).where(FaceRow.person_id == person_id)) or 0
+    # explicit child deletes keep this correct even where the backend lacks ON DELETE CASCADE
+    face_ids = select(FaceRow.id).where(FaceRow.person_id == person_id).scalar_subquery()
+    session.execute(delete(EmbeddingRow).where(EmbeddingRow.face_id.in_(face_ids)))
+    session.execute(delete(FaceRow).where(FaceRow.person_id == person_id))
+    session.execute(delete(PersonRow).where(PersonRow.id == person_id))
+    return int(n)
+
+
+# -- faces --------------------------------------------------------------------------------------
+def person_hashes(session: Session, person_id: int) -> set[str]:
+    """SHA-256 digests of the source images already enrolled for a person."""
+    return set(session.scalars(select(FaceRow.sha256).where(FaceRow.person_id == person_id)).all())
+
+
+@dataclass
+class NewFace:
+    """A face to store: the PNG crop and what was measured on the source image."""
+
+    crop_png: bytes
+    source: str
+    sha256: str
+    box: list[float]
+    landmarks: list[list[float]]
+    detector_score: float
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+def add_face(session: Session, person_id: int, face: NewFace, model_version: str, vector: np.ndarray) -> int:
+    """Insert a face and its embedding by ``model_version``; return the new face id."""
+    row = FaceRow(person_id=person_id, crop=face.crop_png, source=face.source, sha256=face.sha256,
+                  box=face.box, landmarks=face.landmarks, detector_score=float(face.detector_score),
+                  face_size=float(face.quality.get("face_size", 0.0)),
+                  sharpness=float(face.quality.get("sharpness", 0.0)),
+                  frontality=float(face.quality.get("frontality", 0.0)), created=utcnow())
+    session.add(row)
+    session.flush()
+    session.add(EmbeddingRow(face_id=row.id, model_version=model_version, dim=int(np.size(vector)),
+                             vector=encode_vector(vector)))
+    session.flush()
+    return row.id
+
+
+def person_faces(session: Session, person_id: int) -> list[tuple[FaceRow, list[str]]]:
+    """A person's faces (oldest first) with the model versions that embedded each."""
+    faces = session.scalars(select(FaceRow).where(FaceRow.person_id == person_id).order_by(FaceRow.id)).all()
+    versions: dict[int, list[str]] = {}
+    rows = session.execute(select(EmbeddingRow.face_id, EmbeddingRow.model_version)
+                           .join(FaceRow, FaceRow.id == EmbeddingRow.face_id)
+                           .where(FaceRow.person_id == person_id).order_by(EmbeddingRow.model_version))
+    for face_id, version in rows:
+        versions.setdefault(face_id, []).append(version)
+    return [(f, versions.get(f.id, [])) for f in faces]
+
+
+def count_faces(session: Session) -> int:
+    """Number of enrolled faces."""
+    return int(session.scalar(select(func.count(FaceRow.id))) or 0)
+
+
+def face_ids_without_embedding(session: Session, model_version: str) -> list[int]:
+    """Ids of faces that have no embedding by ``model_version``, ascending."""
+    has = select(EmbeddingRow.face_id).where(EmbeddingRow.model_version == model_version)
+    return list(session.scalars(select(FaceRow.id).where(FaceRow.id.not_in(has)).order_by(FaceRow.id)).all())
+
+
+def crops(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes]]:
+    """``(face id, PNG crop)`` of the given faces that still exist, by id."""
+    return list(session.execute(select(FaceRow.id, FaceRow.crop).where(FaceRow.id.in_(list(face_ids)))
+                                .order_by(FaceRow.id)).tuples().all())
+
+
+# -- embeddings and models ----------------------------------------------------------------------
+def load_embeddings(session: Session, model_version: str, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All embeddings by ``model_version``, grouped by person.
+
+    Returns:
+        ``person_ids`` (N,) int64, ``face_ids`` (N,) int64 and ``vectors`` (N, dim) float32, rows
+        sorted by person id then face id.
+    """
+    rows = session.execute(select(FaceRow.person_id, FaceRow.id, EmbeddingRow.vector)
+                           .join(EmbeddingRow, EmbeddingRow.face_id == FaceRow.id)
+                           .where(EmbeddingRow.model_version == model_version)
+                           .order_by(FaceRow.person_id, FaceRow.id)).tuples().all()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    person_ids, face_ids, blobs = zip(*rows)
+    return (np.asarray(person_ids, np.int64), np.asarray(face_ids, np.int64), decode_vectors(blobs, dim))
+
+
+def put_embeddings(session: Session, model_version: str, face_ids: Iterable[int], vectors: np.ndarray) -> int:
+    """Store embeddings by ``model_version`` for faces that still exist and lack one; return how many."""
+    face_ids = [int(i) for i in face_ids]
+    alive = set(session.scalars(select(FaceRow.id).where(FaceRow.id.in_(face_ids))).all())
+    done = set(session.scalars(select(EmbeddingRow.face_id).where(EmbeddingRow.face_id.in_(face_ids),
+                                                                  EmbeddingRow.model_version == model_version)).all())
+    rows = [EmbeddingRow(face_id=i, model_version=model_version, dim=int(v.size), vector=encode_vector(v))
+            for i, v in zip(face_ids, vectors) if i in alive and i not in done]
+    session.add_all(rows)
+    session.flush()
+    return len(rows)
+
+
+def delete_other_embeddings(session: Session, model_version: str) -> int:
+    """Delete every embedding not made by ``model_version``; return how many."""
+    result = session.execute(delete(EmbeddingRow).where(EmbeddingRow.model_version != model_version))
+    return int(result.rowcount or 0)
+
+
+def ensure_model(session: Session, version: str, metadata: dict[str, Any]) -> None:
+    """Record a model version (first use time and bundle metadata) if it is new."""
+    if session.get(ModelRow, version) is None:
+        session.add(ModelRow(version=version, meta=metadata, first_used=utcnow()))
+        session.flush()
+
+
+def model_versions(session: Session) -> dict[str, int]:
+    """Model version → number of embeddings it made."""
+    rows = session.execute(select(EmbeddingRow.model_version, func.count(EmbeddingRow.id))
+                           .group_by(EmbeddingRow.model_version).order_by(EmbeddingRow.model_version))
+    return {v: int(n) for v, n in rows}
+
+
+# -- health -------------------------------------------------------------------------------------
+def counts(session: Session) -> dict[str, int]:
+    """Rows per table."""
+    return {"people": int(session.scalar(select(func.count(PersonRow.id))) or 0),
+            "faces": count_faces(session),
+            "embeddings": int(session.scalar(select(func.count(EmbeddingRow.id))) or 0),
+            "models": int(session.scalar(select(func.count(ModelRow.version))) or 0)}
+
+
+def orphans(session: Session) -> dict[str, int]:
+    """Rows whose parent is missing (none while foreign keys are enforced) and unrecorded models."""
+    faces = select(func.count(FaceRow.id)).where(FaceRow.person_id.not_in(select(PersonRow.id)))
+    embeddings = select(func.count(EmbeddingRow.id)).where(EmbeddingRow.face_id.not_in(select(FaceRow.id)))
+    models = select(func.count(func.distinct(EmbeddingRow.model_version))).where(
+        EmbeddingRow.model_version.not_in(select(ModelRow.version)))
+    return {"faces_without_person": int(session.scalar(faces) or 0),
+            "embeddings_without_face": int(session.scalar(embeddings) or 0),
+            "unrecorded_model_versions": int(session.scalar(models) or 0)}
+
+
+def people_without_faces(session: Session) -> int:
+    """People with no face at all (harmless, but useless)."""
+    return int(session.scalar(select(func.count(PersonRow.id))
+                              .where(PersonRow.id.not_in(select(FaceRow.person_id)))) or 0)
+
+
+def faces_missing_embeddings(session: Session) -> dict[str, int]:
+    """Per model version present in the gallery, how many faces it has not embedded."""
+    total = count_faces(session)
+    return {v: total - n for v, n in model_versions(session).items() if total - n > 0}
+
+
+@dataclass
+class CheckReport:
+    """Health of a gallery database (see :func:`check_database`).
+
+    ``integrity`` holds SQLite's ``PRAGMA integrity_check`` lines (``["ok"]`` when sound; None on
+    other backends); ``problems`` lists everything that needs fixing (empty when healthy).
+    """
+
+    database: str
+    backend: str
+    revision: str | None
+    head: str
+    integrity: list[str] | None = None
+    foreign_key_violations: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    orphans: dict[str, int] = field(default_factory=dict)
+    model_versions: dict[str, int] = field(default_factory=dict)
+    faces_missing_embeddings: dict[str, int] = field(default_factory=dict)
+    people_without_faces: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs fixing."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"ok": self.ok, "database": self.database, "backend": self.backend, "revision": self.revision,
+                "head": self.head, "integrity": self.integrity, "foreign_key_violations": self.foreign_key_violations,
+                "counts": self.counts, "orphans": self.orphans, "model_versions": self.model_versions,
+                "faces_missing_embeddings": self.faces_missing_embeddings,
+                "people_without_faces": self.people_without_faces, "problems": self.problems}
+
+
+def check_database(db: "Database") -> CheckReport:
+    """Check schema revision, file integrity (SQLite), orphan rows, counts and model versions.
+
+    Raises :class:`~facever.errors.DatabaseError` when the database cannot be read at all (corrupt
+    header, unreachable server, schema from a newer facever).
+    """
+    from facever.store.session import head_revision
+
+    revision = db.revision()
+    db._check_known(revision)
+    report = CheckReport(database=db.label, backend=db.backend, revision=revision, head=head_revision())
+    if db.is_sqlite:
+        with db.connection() as conn:
+            report.integrity = [str(r) for r in conn.exec_driver_sql("PRAGMA integrity_check").scalars().all()]
+            report.foreign_key_violations = len(conn.exec_driver_sql("PRAGMA foreign_key_check").all())
+        if report.integrity != ["ok"]:
+            report.problems.append("integrity check failed: " + "; ".join(report.integrity[:5]))
+        if report.foreign_key_violations:
+            report.problems.append(f"{report.foreign_key_violations} foreign key violation(s)")
+    if revision is None:
+        report.problems.append("no gallery schema yet: run `facever db upgrade` (or enroll someone)")
+        return report
+    if revision != report.head:
+        report.problems.append(f"schema revision {revision} is older than {report.head}: run `facever db upgrade`")
+        return report
+    with db.read() as session:
+        report.counts = counts(session)
+        report.orphans = orphans(session)
+        report.model_versions = model_versions(session)
+        report.faces_missing_embeddings = faces_missing_embeddings(session)
+        report.people_without_faces = people_without_faces(session)
+    for key, n in report.orphans.items():
+        if n:
+            report.problems.append(f"{n} {key.replace('_', ' ')}")
+    return report

@@ -1,0 +1,118 @@
+"""The gallery's tables (SQLAlchemy 2 ORM).
+
+* ``people``: one row per enrolled person (unique ``name``, stored exactly as given).
+* ``faces``: one enrolled face: its 112×112 aligned crop as PNG bytes (so any later model can
+  re-embed it), the source label (path or name), the SHA-256 of the source image bytes (enrolment is
+  idempotent per person and image content), box and landmarks in source-image pixels, quality figures.
+* ``embeddings``: one vector per face *and model version* (float32 little-endian bytes, ``dim``
+  values); vectors of different model versions are never compared.
+* ``models``: every model version that wrote embeddings, with its bundle metadata.
+
+Deleting a person cascades to its faces and their embeddings (``ON DELETE CASCADE`` in the database,
+mirrored by ORM cascades). Only portable types are used (``LargeBinary``, ``JSON``, ``DateTime``) so
+the same schema works on SQLite and PostgreSQL. Changes to this module need an Alembic revision in
+``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Longest accepted person name, in characters.
+NAME_MAX_LENGTH = 255
+
+#: Constraint names are explicit so that migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the gallery schema."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class PersonRow(Base):
+    """An enrolled person."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    faces: Mapped[list["FaceRow"]] = relationship(back_populates="person", cascade="all, delete-orphan",
+                                                  passive_deletes=True)
+
+
+class FaceRow(Base):
+    """One enrolled face image of a person.
+
+    ``box`` is ``[x1, y1, x2, y2]`` and ``landmarks`` ``[[x, y] × 5]`` in source-image pixels (left
+    eye, right eye, nose, left and right mouth corners); ``face_size`` is in pixels, ``sharpness`` the
+    Laplacian variance of the grey crop, ``frontality`` in [0, 1].
+    """
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("person_id", "sha256", name="uq_faces_person_id_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    crop: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    box: Mapped[list[float]] = mapped_column(JSON)
+    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
+    detector_score: Mapped[float] = mapped_column(Float, default=0.0)
+    face_size: Mapped[float] = mapped_column(Float)
+    sharpness: Mapped[float] = mapped_column(Float)
+    frontality: Mapped[float] = mapped_column(Float)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[PersonRow] = relationship(back_populates="faces")
+    embeddings: Mapped[list["EmbeddingRow"]] = relationship(back_populates="face", cascade="all, delete-orphan",
+                                                            passive_deletes=True)
+
+
+class EmbeddingRow(Base):
+    """The embedding of one face by one model version: ``dim`` float32 values (little-endian bytes)."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("face_id", "model_version", name="uq_embeddings_face_id_model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    face: Mapped[FaceRow] = relationship(back_populates="embeddings")
+
+
+class ModelRow(Base):
+    """A model version that has written embeddings, with its bundle metadata (JSON)."""
+
+    __tablename__ = "models"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    first_used: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+#: Table names, parents first.
+TABLES = ("people", "faces", "embeddings", "models")
