@@ -20,6 +20,7 @@ def evaluate(
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.json and ROC/histogram PNGs."),
     seed: int = typer.Option(0, help="Seed of P1's random folds and P3's enrolment choice."),
     batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
+    crop_cache: Optional[Path] = typer.Option(None, "--crop-cache", help="Crop cache made by `facever train` (same detection + alignment pipeline): cached images skip detection."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Evaluate a model on LFW: P1 View 1, P2 DevTest all pairs, P3 open-set, P4 View 2.
@@ -63,9 +64,14 @@ def evaluate(
                 plots_dir = None
 
         detections = []
+        cache = None
+        if crop_cache is not None:
+            from facever.encoder.datasets import CropCache
+
+            cache = CropCache(crop_cache)
 
         def embed(paths: list[str]):
-            res = embed_lfw_images(verifier, root, paths, batch_size=batch_size)
+            res = embed_lfw_images(verifier, root, paths, batch_size=batch_size, crop_cache=cache)
             detections.append(res)
             return res.embeddings
 

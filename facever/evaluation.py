@@ -717,7 +717,8 @@ def _central_face(faces: list, shape: tuple[int, ...]):
 
 
 def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequence[str],
-                     progress: ProgressFn | None = None, batch_size: int = 32) -> LFWEmbeddings:
+                     progress: ProgressFn | None = None, batch_size: int = 32,
+                     crop_cache: Any = None) -> LFWEmbeddings:
     """Detect, align and embed LFW images with facever's pipeline.
 
     Detection runs in batches (``detector.detect_batch``, ``batch_size`` images); when an image
@@ -729,6 +730,9 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
         root: the image root, or an LFW root (see :func:`facever.lfw.image_root`).
         paths: image paths relative to the image root.
         progress: ``callback(done, total)`` after each batch.
+        crop_cache: optional :class:`facever.encoder.datasets.CropCache` made by the same detection
+            and alignment pipeline (same ``PIPELINE_VERSION``); images whose content hash it holds
+            skip detection (entries made from fallback landmarks count as "no face").
 
     Returns:
         :class:`LFWEmbeddings` (NaN embedding rows for images without a face or undecodable).
@@ -762,7 +766,9 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
             except FaceverError as exc:
                 errors[paths[i]] = str(exc)
         crops, rows = [], []
-        for i, image, faces in zip(idx, images, embedder.detector.detect_batch(images)):
+        if crop_cache is not None:
+            idx, images = _take_cached(crop_cache, base, paths, idx, images, crops, rows, found, landmarks)
+        for i, image, faces in zip(idx, images, embedder.detector.detect_batch(images) if images else []):
             n_faces[i] = len(faces)
             if not faces:
                 continue
@@ -776,6 +782,25 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
         if progress is not None:
             progress(min(start + batch_size, n), n)
     return LFWEmbeddings(paths, emb, found, n_faces, landmarks, errors)
+
+
+def _take_cached(cache: Any, base: Path, paths: Sequence[str], idx: list[int], images: list[np.ndarray],
+                 crops: list[np.ndarray], rows: list[int], found: np.ndarray, landmarks: np.ndarray):
+    """Move images that the crop cache holds from (idx, images) to (crops, rows); return the rest."""
+    from facever.encoder.datasets import file_sha256
+
+    rest_idx, rest_images = [], []
+    for i, image in zip(idx, images):
+        hit = cache.get(file_sha256(base / paths[i]))
+        if hit is None:
+            rest_idx.append(i)
+            rest_images.append(image)
+        elif hit[1]:  # detected (not a fallback crop)
+            crops.append(hit[0])
+            rows.append(i)
+            found[i] = True
+            landmarks[i] = cache.landmarks(file_sha256(base / paths[i]))
+    return rest_idx, rest_images
 
 
 def detection_figures(result: LFWEmbeddings, annotations: dict[str, np.ndarray] | None = None) -> dict[str, Any]:

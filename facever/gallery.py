@@ -298,7 +298,7 @@ def _mean_smallest(dist: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
     return total / wanted
 
 
-def top_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` smallest entries of each row of ``(Q, P)`` distances, ascending.
 
     Uses ``argpartition`` (O(P) per row), then sorts only the ``k`` kept. Returns
@@ -522,7 +522,7 @@ class Gallery:
             return ImageOutcome(label, "rejected", str(exc), sha, error=exc)
         problem = self.quality_problem(aligned)
         if problem and not force:
-            exc = FaceQualityError(f"{label}: {problem} (pass force to enroll anyway)")
+            exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
             return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face.to_dict(),
                                 quality=aligned.quality.to_dict(), error=exc)
         seen.add(sha)
@@ -645,7 +645,7 @@ class Gallery:
         thr = self.identify_threshold if threshold is None else float(threshold)
         index = self._search_index()
         emb = np.asarray(embeddings, np.float32).reshape(-1, index.vectors.shape[1])
-        idx, dist = top_k(index.distances(emb, scoring), max(1, top_k))
+        idx, dist = nearest_k(index.distances(emb, scoring), max(1, top_k))
         results = []
         for q in range(len(emb)):
             cands = [Candidate(index.names[int(j)], float(d)) for j, d in zip(idx[q], dist[q])]

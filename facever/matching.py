@@ -59,8 +59,10 @@ class ThresholdCalibrator:
             raise ValueError("calibration needs both genuine and impostor pairs")
         if self.target == "far":
             # roc_curve on the score -distance: thresholds are candidate -τ values
-            fpr, _, thr = roc_curve(same, -distances)
-            ok = np.flatnonzero(fpr <= self.target_far)
+            # (all thresholds kept: dropping collinear ROC points could skip the largest τ; the
+            # first threshold is +inf, "accept nothing", and is not a usable τ)
+            fpr, _, thr = roc_curve(same, -distances, drop_intermediate=False)
+            ok = np.flatnonzero((fpr <= self.target_far) & np.isfinite(thr))
             tau = float(-thr[ok[-1]]) if len(ok) else float(distances.min()) - 1e-6
             tau = min(tau, 2.0)
         elif self.target == "accuracy":

@@ -29,3 +29,78 @@ def tiny_bundle_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("bundle") / "tiny"
     ModelBundle(model, meta, version="").save(path)
     return path
+
+
+# ---- gallery fakes: synthetic "faces", a stub detector, a NumPy encoder (no TensorFlow) ----------
+def person_image(person: int, variant: int = 0, size: int = 112, blur: float = 0.0) -> np.ndarray:
+    """A synthetic RGB "face" of ``person``: a random 8×8 colour grid (blocky, sharp); ``variant`` > 0
+    adds faint noise (same person, different bytes); ``blur`` (σ px) makes it blurry."""
+    import cv2
+
+    base = np.random.default_rng(person).integers(0, 256, (8, 8, 3)).astype(np.float32)
+    img = cv2.resize(base, (size, size), interpolation=cv2.INTER_NEAREST)
+    if variant:
+        img = img + np.random.default_rng(10_000 * person + variant).normal(0, 6, img.shape)
+    if blur:
+        img = cv2.GaussianBlur(img, (0, 0), blur)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """RGB array → PNG bytes."""
+    import cv2
+
+    return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+class StubDetector:
+    """One face per image (none in a flat image), landmarks on the 112-px template scaled to the
+    shorter side: a 112-px image gives an 88-px face, a 40-px image a 31-px face."""
+
+    def detect(self, image: np.ndarray):
+        from facever.alignment import TEMPLATE_112
+        from facever.detection import Face
+
+        if float(image.std()) < 2.0:
+            return []
+        h, w = image.shape[:2]
+        lm = (TEMPLATE_112 * (min(h, w) / 112.0)).astype(np.float32)
+        return [Face(box=(0.0, 0.0, float(w), float(h)), landmarks=lm, score=0.99)]
+
+    def detect_batch(self, images):
+        return [self.detect(im) for im in images]
+
+
+def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5, identify_threshold=None):
+    """A real :class:`FaceVerifier` whose encoder is a fixed random projection of the 16×16 crop
+    (no TensorFlow): same person ≈ 0.02 apart, different people ≈ 1.4."""
+    from facever.api import FaceVerifier
+    from facever.encoder.bundle import BundleMetadata, ModelBundle, Threshold
+
+    meta = BundleMetadata(architecture="numpy-projection", input_size=16, flip_tta=False,
+                          threshold=Threshold(value=threshold, far=0.01, frr=0.1),
+                          identify_threshold=None if identify_threshold is None else Threshold(value=identify_threshold))
+    verifier = FaceVerifier(model=ModelBundle(None, meta, version=version), detector=StubDetector())
+    proj = np.random.default_rng(seed).normal(size=(16 * 16 * 3, 128)).astype(np.float32)
+    verifier.embedder._forward = lambda batch: (batch.reshape(len(batch), -1) / 255.0 - 0.5) @ proj
+    return verifier
+
+
+POSTGRES_URL = os.environ.get("FACEVER_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh gallery database URL: a SQLite file, and (when FACEVER_TEST_POSTGRES_URL is set) that
+    PostgreSQL database with the gallery tables dropped first: use a throw-away database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gallery.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("FACEVER_TEST_POSTGRES_URL is not set")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, alembic_version CASCADE")
+    engine.dispose()
+    return POSTGRES_URL

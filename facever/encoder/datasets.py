@@ -195,6 +195,11 @@ class CropCache:
         i = self._index.get(key)
         return None if i is None else (self._crops[i], bool(self._detected[i]))
 
+    def landmarks(self, key: str) -> np.ndarray | None:
+        """The ``(5, 2)`` landmarks the cached crop was aligned with, or None."""
+        i = self._index.get(key)
+        return None if i is None else self._landmarks[i]
+
     def add(self, keys: Sequence[str], crops: np.ndarray, landmarks: np.ndarray, detected: np.ndarray) -> None:
         """Add entries (kept in memory until :meth:`save`)."""
         new = [i for i, k in enumerate(keys) if k not in self._index]

@@ -251,6 +251,7 @@ class Trainer:
         from facever.matching import best_accuracy_threshold
 
         a, b, same = self.validation
+        same = np.asarray(same).astype(bool)  # 0/1 ints would index d[same] by position
         d = np.linalg.norm(self.embed(a) - self.embed(b), axis=1)
         tau = best_accuracy_threshold(d, same)
         fpr, tpr, _ = roc_curve(same, -d)

@@ -73,7 +73,7 @@ def list_people(session: Session) -> list[tuple[PersonRow, int]]:
 
 def person_names(session: Session) -> dict[int, str]:
     """Person id → name."""
-    return dict(session.execute(select(PersonRow.id, PersonRow.name)).tuples().all())
+    return dict(session.execute(select(PersonRow.id, PersonRow.name)).all())
 
 
 def rename_person(session: Session, person_id: int, new_name: str) -> None:
@@ -152,25 +152,50 @@ def face_ids_without_embedding(session: Session, model_version: str) -> list[int
 def crops(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes]]:
     """``(face id, PNG crop)`` of the given faces that still exist, by id."""
     return list(session.execute(select(FaceRow.id, FaceRow.crop).where(FaceRow.id.in_(list(face_ids)))
-                                .order_by(FaceRow.id)).tuples().all())
+                                .order_by(FaceRow.id)).all())
 
 
 # -- embeddings and models ----------------------------------------------------------------------
-def load_embeddings(session: Session, model_version: str, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_embeddings(session: Session, model_version: str, dim: int,
+                    chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All embeddings by ``model_version``, grouped by person.
+
+    Two plain scans (face → person from the covering index on ``faces.person_id``, and the vectors
+    streamed in chunks of ``chunk`` rows) joined in NumPy: no per-row lookup of the wide face rows.
 
     Returns:
         ``person_ids`` (N,) int64, ``face_ids`` (N,) int64 and ``vectors`` (N, dim) float32, rows
         sorted by person id then face id.
     """
-    rows = session.execute(select(FaceRow.person_id, FaceRow.id, EmbeddingRow.vector)
-                           .join(EmbeddingRow, EmbeddingRow.face_id == FaceRow.id)
-                           .where(EmbeddingRow.model_version == model_version)
-                           .order_by(FaceRow.person_id, FaceRow.id)).tuples().all()
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-    person_ids, face_ids, blobs = zip(*rows)
-    return (np.asarray(person_ids, np.int64), np.asarray(face_ids, np.int64), decode_vectors(blobs, dim))
+    conn = session.connection()  # Core rows: no ORM processing per row
+    pairs = conn.execute(select(FaceRow.id, FaceRow.person_id)).all()
+    face_ids = np.fromiter((f for f, _ in pairs), np.int64, len(pairs))
+    face_person = np.fromiter((p for _, p in pairs), np.int64, len(pairs))
+    del pairs
+    by_face = np.argsort(face_ids)
+    face_ids, face_person = face_ids[by_face], face_person[by_face]
+
+    n = int(session.scalar(select(func.count(EmbeddingRow.id)).where(EmbeddingRow.model_version == model_version)) or 0)
+    ids = np.empty(n, np.int64)
+    vectors = np.empty((n, dim), np.float32)
+    filled = 0
+    result = conn.execute(select(EmbeddingRow.face_id, EmbeddingRow.vector)
+                          .where(EmbeddingRow.model_version == model_version)
+                          .execution_options(yield_per=chunk))
+    for part in result.partitions():
+        part_ids, blobs = zip(*part)
+        k = min(len(part_ids), n - filled)  # rows committed after the count are left for next time
+        ids[filled:filled + k] = part_ids[:k]
+        vectors[filled:filled + k] = decode_vectors(blobs[:k], dim)
+        filled += k
+    ids, vectors = ids[:filled], vectors[:filled]
+
+    pos = np.clip(np.searchsorted(face_ids, ids), 0, max(len(face_ids) - 1, 0))
+    alive = (face_ids[pos] == ids) if len(face_ids) else np.zeros(len(ids), bool)
+    person = face_person[pos] if len(face_ids) else np.zeros(len(ids), np.int64)
+    order = np.lexsort((ids, person))
+    order = order[alive[order]]
+    return person[order], ids[order], vectors[order]
 
 
 def put_embeddings(session: Session, model_version: str, face_ids: Iterable[int], vectors: np.ndarray) -> int:

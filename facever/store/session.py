@@ -180,7 +180,10 @@ class Database:
         except DatabaseError:
             raise
         except IntegrityError as exc:
-            raise WriteConflict(f"{self.label}: conflicting write ({_first_line(exc.orig)})") from exc
+            msg = _first_line(exc.orig)
+            if "unique" in msg.lower() or "duplicate key" in msg.lower():
+                raise WriteConflict(f"{self.label}: conflicting write ({msg})") from exc
+            raise DatabaseError(f"{self.label}: integrity error ({msg})") from exc
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise DatabaseError(_describe(self.label, exc)) from exc
 

@@ -1,0 +1,176 @@
+"""``facever calibrate``: choose the decision threshold τ of a model bundle on a labelled pairs file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .common import JSON_OPTION, MODEL_OPTION, err, fail, handle_errors, out, print_json, progress_bar
+
+#: LFW pairs files used for *evaluation* (View 1 test split, View 2): calibrating on them biases results.
+EVALUATION_PAIRS = {"pairsdevtest.txt": "LFW View 1 DevTest", "pairs.txt": "LFW View 2"}
+
+
+def calibrate(
+    pairs: Path = typer.Option(..., "--pairs", help="Pairs file in LFW format (View 1 'N' header or View 2 'FOLDS N' header)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the pair image paths are relative to (for LFW: .../lfw-deepfunneled). "
+                                          "Default: the LFW image folder when the pairs file is in an LFW root's protocol/, else the pairs file's folder."),
+    target: str = typer.Option("far", "--target", help="far: the largest τ whose FAR ≤ --far; accuracy: the τ of best accuracy."),
+    far: float = typer.Option(1e-3, "--far", help="Target false accept rate for --target far (0 < FAR < 1)."),
+    model: Optional[Path] = MODEL_OPTION,
+    batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Compute and print the result; do not write the bundle."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Calibrate a model's threshold τ on labelled pairs and store it in the bundle.
+
+    Every image of the pairs file is detected (the face nearest the image centre), aligned and
+    embedded once; pairs with an image where no face is found are left out and counted. τ is chosen
+    on the distances of the remaining pairs, and τ with the FAR and FRR it gives there, plus a
+    logistic "same person" head fitted on the same pairs, are written into the bundle's
+    metadata.json. The model weights, and so the model version, do not change.
+
+    Use pairs of people the model did not train on, and not the pairs you will evaluate on (LFW's
+    pairsDevTest.txt and pairs.txt are evaluation sets; calibrating on them makes evaluation figures
+    optimistic).
+
+    Examples:
+
+        facever calibrate --model runs/m1/bundle --pairs ../shared/data/lfw/protocol/pairsDevTrain.txt
+
+        facever calibrate --model runs/m1/bundle --pairs my_pairs.txt --images photos/ --target accuracy --dry-run --json
+    """
+    with handle_errors(as_json):
+        target = target.strip().lower()
+        if target not in ("far", "accuracy"):
+            fail(f"--target must be 'far' or 'accuracy', got {target!r}", as_json=as_json)
+        if not 0.0 < far < 1.0:
+            fail(f"--far must be between 0 and 1 (exclusive), got {far:g}", as_json=as_json)
+        from facever import lfw
+
+        pair_list = lfw.read_pairs(pairs)
+        root = images if images is not None else _default_image_root(pairs)
+        if not root.is_dir():
+            fail(f"{root}: image folder not found (give --images DIR)", as_json=as_json)
+        warnings = _evaluation_set_warning(pairs, pair_list)
+
+        from facever.api import FaceVerifier
+        from facever.evaluation import embed_lfw_images
+
+        # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
+        verifier = FaceVerifier(model=model, threshold=2.0)
+        bundle = verifier.bundle
+        paths = sorted({p for pair in pair_list for p in (pair.path1, pair.path2)})
+        with progress_bar(enabled=not as_json) as bar:
+            task = bar.add_task("embedding pair images", total=len(paths))
+            embedded = embed_lfw_images(verifier, root, paths, batch_size=batch_size,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = _calibrate(bundle, pair_list, embedded, pairs, root, target, far)
+        result["warnings"] = warnings + result["warnings"]
+        result["written"] = not dry_run
+        if not dry_run:
+            bundle.save_metadata()
+    _report(result, as_json)
+
+
+def _default_image_root(pairs: Path) -> Path:
+    """``<lfw>/lfw-deepfunneled`` for a pairs file in ``<lfw>/protocol/``, else the file's folder."""
+    from facever.lfw import IMAGES_DIR, PROTOCOL_DIR
+
+    folder = pairs.resolve().parent if pairs.exists() else pairs.parent
+    if folder.name == PROTOCOL_DIR and (folder.parent / IMAGES_DIR).is_dir():
+        return folder.parent / IMAGES_DIR
+    return folder
+
+
+def _evaluation_set_warning(pairs: Path, pair_list: list) -> list[str]:
+    kind = EVALUATION_PAIRS.get(pairs.name.lower())
+    if kind is None and any(p.fold > 0 for p in pair_list):
+        kind = "a View 2 (10-fold) pairs file"
+    if kind is None:
+        return []
+    return [f"{pairs.name} looks like {kind}, an evaluation set: evaluation figures on it will be optimistic "
+            f"after calibrating on it (calibrate on pairs of other people, e.g. LFW pairsDevTrain.txt)"]
+
+
+def _calibrate(bundle, pair_list: list, embedded, pairs_file: Path, root: Path, target: str, target_far: float) -> dict[str, Any]:
+    """Choose τ, fit the head, update ``bundle.metadata`` in place; return the report."""
+    import numpy as np
+
+    from facever.encoder.bundle import Threshold
+    from facever.matching import ThresholdCalibrator, VerificationHead
+
+    index = {p: i for i, p in enumerate(embedded.paths)}
+    emb = embedded.embeddings
+    ok_image = np.isfinite(emb).all(axis=1)
+    i = np.array([index[p.path1] for p in pair_list], np.int64)
+    j = np.array([index[p.path2] for p in pair_list], np.int64)
+    same_all = np.array([p.same for p in pair_list], bool)
+    usable = ok_image[i] & ok_image[j]
+    i, j, same = i[usable], j[usable], same_all[usable]
+    n_gen, n_imp = int(same.sum()), int((~same).sum())
+    failed_images = [p for p, ok in zip(embedded.paths, ok_image) if not ok]
+    if n_gen == 0 or n_imp == 0:
+        raise ValueError(f"calibration needs genuine and impostor pairs with faces found; usable: {n_gen} genuine, "
+                         f"{n_imp} impostor ({len(failed_images)} of {len(embedded.paths)} images without a face)")
+    d = np.linalg.norm(emb[i] - emb[j], axis=1)
+    cal = ThresholdCalibrator(target, target_far).fit(d, same)
+    head = VerificationHead().fit(emb[i], emb[j], same)
+
+    n_pairs = len(pair_list)
+    target_text = f"far={target_far:g}" if target == "far" else "best_accuracy"
+    description = (f"{pairs_file.name} ({pairs_file}; images under {root}): {int(usable.sum())} of {n_pairs} pairs "
+                   f"({n_gen} genuine, {n_imp} impostor); {len(failed_images)} of {len(embedded.paths)} images "
+                   f"without a face, {n_pairs - int(usable.sum())} pairs left out")
+    meta = bundle.metadata
+    previous = None if meta.threshold is None else {"value": meta.threshold.value, "far": meta.threshold.far,
+                                                    "frr": meta.threshold.frr, "target": meta.threshold.target}
+    meta.threshold = Threshold(value=float(cal.threshold_), far=float(cal.far_), frr=float(cal.frr_), target=target_text,
+                               calibration_set=description, n_genuine=n_gen, n_impostor=n_imp)
+    meta.verification_head = head.to_json()
+    figures = {"tau": float(cal.threshold_), "far": float(cal.far_), "frr": float(cal.frr_),
+               "accuracy": float(cal.accuracy_), "target": target_text, "n_genuine": n_gen, "n_impostor": n_imp,
+               "set": description, "by": "facever calibrate"}
+    meta.figures["calibration"] = figures
+
+    warnings = []
+    if target == "far" and target_far * n_imp < 1:
+        warnings.append(f"only {n_imp} impostor pairs: a FAR of {target_far:g} cannot be measured "
+                        f"(needs at least {int(np.ceil(1 / target_far))}); τ is simply below every impostor distance")
+    if failed_images:
+        warnings.append(f"{len(failed_images)} images without a face: their {n_pairs - int(usable.sum())} pairs were left out")
+    return {
+        "model": {"path": str(bundle.path), "version": bundle.version},
+        "pairs_file": str(pairs_file), "images": str(root), "target": target_text,
+        "threshold": float(cal.threshold_), "far": float(cal.far_), "frr": float(cal.frr_), "accuracy": float(cal.accuracy_),
+        "pairs": {"total": n_pairs, "used": int(usable.sum()), "genuine": n_gen, "impostor": n_imp,
+                  "left_out": n_pairs - int(usable.sum())},
+        "images_total": len(embedded.paths), "failures": len(failed_images), "failed_images": failed_images,
+        "unreadable": dict(embedded.errors), "previous_threshold": previous,
+        "verification_head": True, "warnings": warnings,
+    }
+
+
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    for w in result["warnings"]:
+        err.print(f"warning: {w}", markup=False)
+    p = result["pairs"]
+    out.print(f"τ = {result['threshold']:.4f} ({result['target']}): FAR {result['far']:.3%}, FRR {result['frr']:.3%}, "
+              f"accuracy {result['accuracy']:.2%}", markup=False)
+    out.print(f"  pairs used {p['used']}/{p['total']} ({p['genuine']} genuine, {p['impostor']} impostor); "
+              f"failures: {result['failures']}/{result['images_total']} images without a face "
+              f"({p['left_out']} pairs left out)", markup=False)
+    prev = result["previous_threshold"]
+    if prev is not None:
+        out.print(f"  previous τ = {prev['value']:.4f} ({prev['target'] or 'unknown target'})", markup=False)
+    model = result["model"]
+    if result["written"]:
+        out.print(f"wrote τ, its FAR/FRR and the verification head to {model['path']}/metadata.json "
+                  f"(model version {model['version']} unchanged)", markup=False)
+    else:
+        out.print(f"dry run: {model['path']} not changed", markup=False)

@@ -1,0 +1,218 @@
+"""`facever enroll / identify / people / db / reindex` through typer's CliRunner.
+
+Synthetic "faces" and the stub detector (conftest.py) with tiny random Keras models whose τ (0.15)
+sits between same-person (≈ 0.02) and different-person (≈ 0.3+) distances of those images.
+"""
+
+import json
+import shutil
+
+import pytest
+from conftest import StubDetector, person_image, png_bytes
+from typer.testing import CliRunner
+
+from facever_cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def one_error_line(res) -> str:
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def stub_detector(monkeypatch, tmp_path):
+    monkeypatch.setattr("facever.embedding.default_detector", lambda: StubDetector())
+    monkeypatch.setenv("FACEVER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FACEVER_DB", raising=False)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """Two tiny random models ("A" and "B", different versions) calibrated at τ = 0.15."""
+    import keras
+
+    from facever.encoder.bundle import BundleMetadata, ModelBundle, Threshold
+    from facever.encoder.network import build_encoder
+
+    out = {}
+    for seed, key in enumerate("AB"):
+        keras.utils.set_random_seed(seed)
+        model = build_encoder("resnet_s", input_size=32, width=8)
+        meta = BundleMetadata(architecture="resnet_s", input_size=32, threshold=Threshold(value=0.15, far=0.01, frr=0.05))
+        path = tmp_path_factory.mktemp("cli-bundle") / key
+        ModelBundle(model, meta, version="").save(path)
+        out[key] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for name, pid in (("ann", 1), ("bob", 2)):
+        (root / "people" / name).mkdir(parents=True)
+        for v in (1, 2):
+            (root / "people" / name / f"{v}.png").write_bytes(png_bytes(person_image(pid, v)))
+    (root / "probes").mkdir()
+    (root / "probes" / "ann.png").write_bytes(png_bytes(person_image(1, 7)))
+    (root / "probes" / "stranger.png").write_bytes(png_bytes(person_image(9, 1)))
+    (root / "bad.jpg").write_text("not a photo")
+    return root
+
+
+@pytest.fixture(scope="module")
+def enrolled_db(tmp_path_factory, bundles, photos):
+    """A gallery with ann and bob (two photos each) embedded by model A."""
+    from facever.api import FaceVerifier
+    from facever.gallery import Gallery
+
+    path = tmp_path_factory.mktemp("enrolled") / "gallery.db"
+    with Gallery(f"sqlite:///{path}", verifier=FaceVerifier(model=bundles["A"], detector=StubDetector())) as g:
+        reports = list(g.enroll_dir(photos / "people"))
+    assert [r.enrolled for r in reports] == [2, 2]
+    return path
+
+
+@pytest.fixture
+def db(tmp_path, enrolled_db):
+    path = tmp_path / "copy.db"
+    shutil.copy(enrolled_db, path)
+    return f"sqlite:///{path}"
+
+
+def test_enroll_json_skips_known_images_and_reports_rejections(tmp_path, bundles, photos):
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    ann = photos / "people" / "ann"
+    res = invoke("enroll", "Ann O'Neil", ann / "1.png", ann / "2.png", "--db", db, "--model", bundles["A"], "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert (data["person"], data["enrolled"], data["skipped"], data["rejected"]) == ("Ann O'Neil", 2, 0, 0)
+    assert data["images"][0]["source"] == str(ann / "1.png")
+
+    res = invoke("enroll", "Ann O'Neil", ann / "1.png", photos / "bad.jpg", "--db", db, "--model", bundles["A"])
+    assert res.exit_code == 1
+    assert "0 enrolled, 1 skipped, 1 rejected" in res.stdout
+    assert "already enrolled" in res.stdout and "bad.jpg" in res.stdout
+
+    res = invoke("enroll", "nobody", "--db", db)
+    assert res.exit_code == 2 and "at least one IMAGE" in one_error_line(res)
+
+
+def test_enroll_from_dir(tmp_path, bundles, photos):
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    res = invoke("enroll", "--from-dir", photos / "people", "--db", db, "--model", bundles["A"])
+    assert res.exit_code == 0, res.output
+    assert "ann: 2 enrolled" in res.stdout and "bob: 2 enrolled" in res.stdout and "2 people" in res.stdout
+    res = invoke("enroll", "--from-dir", photos / "people", "--db", db, "--model", bundles["A"], "--json")
+    data = json.loads(res.stdout)
+    assert res.exit_code == 0 and (data["enrolled"], data["skipped"]) == (0, 4)
+    assert [p["person"] for p in data["people"]] == ["ann", "bob"]
+
+
+def test_duplicate_identity_exit_2_unless_allowed(db, bundles, photos):
+    probe = photos / "probes" / "ann.png"
+    res = invoke("enroll", "impostor", probe, "--db", db, "--model", bundles["A"])
+    assert res.exit_code == 2 and "enrolled person 'ann'" in one_error_line(res)
+    res = invoke("enroll", "impostor", probe, "--db", db, "--model", bundles["A"], "--allow-duplicate", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["enrolled"] == 1
+
+
+def test_identify_files_and_folders(db, bundles, photos):
+    res = invoke("identify", photos / "probes", photos / "bad.jpg", "--db", db, "--model", bundles["A"],
+                 "--top-k", "1", "--json")
+    assert res.exit_code == 2  # one photo failed, the others are still reported
+    data = json.loads(res.stdout)
+    by_image = {im["image"]: im for im in data["images"]}
+    known = by_image[str(photos / "probes" / "ann.png")]["faces"][0]
+    assert known["person"] == "ann" and known["distance"] < 0.15 and len(known["candidates"]) == 1
+    stranger = by_image[str(photos / "probes" / "stranger.png")]["faces"][0]
+    assert stranger["person"] is None and stranger["distance"] > 0.15
+    assert "not a" in by_image[str(photos / "bad.jpg")]["error"] or "bad.jpg" in by_image[str(photos / "bad.jpg")]["error"]
+    assert data["threshold"] == 0.15
+
+    res = invoke("identify", photos / "probes" / "ann.png", photos / "probes" / "stranger.png", "--db", db,
+                 "--model", bundles["A"], "-k", "2")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert "ann.png: ann" in lines[0] and lines[1].count(",") == 1
+    assert "stranger.png: unknown" in res.stdout
+
+
+def test_people_commands_need_no_model(db, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACEVER_MODEL", str(tmp_path / "no-model-here"))
+    res = invoke("people", "list", "--db", db, "--json")
+    assert res.exit_code == 0 and [(p["name"], p["faces"]) for p in json.loads(res.stdout)["people"]] == [("ann", 2), ("bob", 2)]
+    res = invoke("people", "show", "ann", "--db", db, "--json")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["faces"]) == 2
+    assert invoke("people", "rename", "ann", "Ann [Smith]", "--db", db).exit_code == 0
+    res = invoke("people", "list", "--db", db)
+    assert "Ann [Smith]" in res.stdout and "2 people, 4 faces" in res.stdout
+    res = invoke("people", "rename", "Ann [Smith]", "bob", "--db", db)
+    assert res.exit_code == 2 and "already enrolled" in one_error_line(res)
+    res = invoke("people", "remove", "bob", "--db", db, input="n\n")
+    assert res.exit_code == 1 and "bob" in invoke("people", "list", "--db", db).stdout
+    res = invoke("people", "remove", "bob", "--db", db, "--yes", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"removed": "bob", "faces": 2}
+    res = invoke("people", "show", "bob", "--db", db)
+    assert res.exit_code == 2 and "no person named 'bob'" in one_error_line(res)
+
+
+def test_db_upgrade_check_backup(tmp_path, db):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    res = invoke("db", "upgrade", "--db", fresh, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["changed"] is True
+    assert "already at revision" in invoke("db", "upgrade", "--db", fresh).stdout
+
+    res = invoke("db", "check", "--db", db, "--json")
+    report = json.loads(res.stdout)
+    assert res.exit_code == 0 and report["ok"] and report["counts"]["faces"] == 4 and report["integrity"] == ["ok"]
+    assert "ok" in invoke("db", "check", "--db", db).stdout
+
+    dest = tmp_path / "backup.db"
+    res = invoke("db", "backup", dest, "--db", db, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["bytes"] == dest.stat().st_size
+    res = invoke("db", "backup", dest, "--db", db)
+    assert res.exit_code == 2 and "already exists" in one_error_line(res)
+    assert invoke("db", "backup", dest, "--db", db, "--force").exit_code == 0
+    assert invoke("db", "check", "--db", f"sqlite:///{dest}", "--json").exit_code == 0
+
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"garbage" * 1000)
+    res = invoke("db", "check", "--db", f"sqlite:///{corrupt}")
+    assert res.exit_code == 2 and "corrupt" in one_error_line(res)
+    res = invoke("db", "check", "--db", f"sqlite:///{tmp_path / 'missing.db'}")
+    assert res.exit_code == 2 and "no gallery database here" in one_error_line(res)
+    res = invoke("db", "backup", tmp_path / "pg.db", "--db", "postgresql://u@127.0.0.1:1/x")
+    assert res.exit_code == 2 and "pg_dump" in one_error_line(res)
+
+
+def test_model_change_needs_reindex(db, bundles, photos):
+    probe = photos / "probes" / "ann.png"
+    res = invoke("identify", probe, "--db", db, "--model", bundles["B"])
+    assert res.exit_code == 2 and "facever reindex" in one_error_line(res)
+    res = invoke("reindex", "--db", db, "--model", bundles["B"], "--json", "--prune")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) | {"model_version": ""} == {"model_version": "", "embedded": 4, "total": 4, "pruned": 4}
+    res = invoke("identify", probe, "--db", db, "--model", bundles["B"], "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["images"][0]["faces"][0]["person"] == "ann"
+
+
+def test_verify_against_an_enrolled_person(db, bundles, photos):
+    probe = photos / "probes" / "ann.png"
+    assert invoke("verify", probe, "--person", "ann", "--db", db, "--model", bundles["A"]).exit_code == 0
+    assert invoke("verify", probe, "--person", "bob", "--db", db, "--model", bundles["A"]).exit_code == 1
+
+
+@pytest.mark.parametrize("command", [["enroll"], ["identify"], ["reindex"], ["people", "list"], ["people", "show"],
+                                     ["people", "rename"], ["people", "remove"], ["db", "upgrade"], ["db", "check"],
+                                     ["db", "backup"]])
+def test_every_command_has_help_with_an_example(command):
+    res = invoke(*command, "--help")
+    assert res.exit_code == 0 and "Example" in res.stdout and "facever " + command[0] in res.stdout

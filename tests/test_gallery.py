@@ -1,0 +1,428 @@
+"""The Gallery API: enroll, identify, verify_person, management, model versions, concurrency, crashes.
+
+Most tests use synthetic "faces" (coloured grids), a stub detector and a NumPy encoder (see
+conftest.py), so they need no TensorFlow; one test runs the real MTCNN + a tiny Keras model.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import numpy_verifier, person_image, png_bytes
+from sqlalchemy import select
+
+from facever.errors import (DuplicateIdentityError, FaceQualityError, ModelVersionMismatchError, NoFaceError,
+                            PersonNotFoundError)
+from facever.gallery import Gallery, PersonExistsError, SearchIndex, nearest_k, person_distances
+from facever.store import check_database
+from facever.store.schema import EmbeddingRow, FaceRow, ModelRow, PersonRow
+
+TESTS = Path(__file__).resolve().parent
+
+
+def img(person: int, variant: int = 1, **kw) -> bytes:
+    return png_bytes(person_image(person, variant, **kw))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'gallery.db'}"
+
+
+@pytest.fixture
+def gallery(db_url):
+    with Gallery(db_url, verifier=numpy_verifier()) as g:
+        yield g
+
+
+def snapshot(g: Gallery) -> dict:
+    """Every row of every table (to compare a database before/after)."""
+    with g.db.read() as s:
+        return {t.__tablename__: sorted(map(tuple, s.execute(select(t.__table__)).all()), key=repr)
+                for t in (PersonRow, FaceRow, EmbeddingRow, ModelRow)}
+
+
+# -- enrolment ------------------------------------------------------------------------------------
+def test_enroll_reports_enrolled_skipped_and_rejected(gallery):
+    images = [img(1, 1), img(1, 2), img(1, 2), img(1, 0, blur=6), img(1, 1, size=40),
+              png_bytes(np.full((80, 80, 3), 128, np.uint8)), b"not an image"]
+    report = gallery.enroll("ann", images)
+    status = [(o.status, o.reason) for o in report.outcomes]
+    assert [s for s, _ in status] == ["enrolled", "enrolled", "skipped", "rejected", "rejected", "rejected", "rejected"]
+    assert "same image given twice" in status[2][1]
+    assert "too blurry" in status[3][1] and "too small" in status[4][1]
+    assert "no face" in status[5][1] and "<bytes #7>" in status[6][1]
+    assert (report.enrolled, report.skipped, report.rejected, report.ok) == (2, 1, 4, False)
+    assert report.outcomes[0].face_id is not None and report.outcomes[0].quality["face_size"] > 40
+
+    again = gallery.enroll("ann", [img(1, 1), img(1, 3)])
+    assert [o.status for o in again.outcomes] == ["skipped", "enrolled"]
+    assert "already enrolled" in again.outcomes[0].reason
+    forced = gallery.enroll("ann", [img(1, 0, blur=6), img(1, 1, size=40)], force=True)
+    assert forced.enrolled == 2 and forced.ok
+    assert [(p.name, p.n_faces) for p in gallery.people()] == [("ann", 5)]
+
+
+def test_enroll_files_hashes_bytes_and_keeps_source_paths(tmp_path, gallery):
+    folder = tmp_path / "ph otos" / "Zoë"
+    folder.mkdir(parents=True)
+    a, b = folder / "a 1.png", folder / "copy.png"
+    a.write_bytes(img(2, 1))
+    b.write_bytes(img(2, 1))
+    report = gallery.enroll("zoe", [a, str(b)])
+    assert [o.status for o in report.outcomes] == ["enrolled", "skipped"]
+    assert report.outcomes[0].source == str(a)
+    assert report.outcomes[0].sha256 == report.outcomes[1].sha256
+    assert [f.source for f in gallery.person("zoe").faces] == [str(a)]
+
+
+def test_strict_enroll_raises_the_first_rejection_and_writes_nothing(gallery):
+    before = snapshot(gallery)
+    with pytest.raises(FaceQualityError, match="too blurry"):
+        gallery.enroll("ann", [img(1, 1), img(1, 0, blur=6)], strict=True)
+    with pytest.raises(NoFaceError):
+        gallery.enroll("ann", [png_bytes(np.zeros((60, 60, 3), np.uint8))], strict=True)
+    assert snapshot(gallery) == before
+
+
+def test_a_failure_mid_write_leaves_the_database_exactly_as_it_was(gallery, monkeypatch):
+    from facever.store import repository
+
+    gallery.enroll("ann", [img(1, 1)])
+    before = snapshot(gallery)
+    real_add = repository.add_face
+    calls = []
+
+    def failing_add(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "add_face", failing_add)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        gallery.enroll("bob", [img(2, 1), img(2, 2), img(2, 3)])
+    assert len(calls) == 2
+    assert snapshot(gallery) == before
+    monkeypatch.undo()
+    assert gallery.enroll("bob", [img(2, 1), img(2, 2)]).enrolled == 2
+
+
+def test_duplicate_identity_is_refused_unless_allowed(gallery):
+    gallery.enroll("ann", [img(1, 1)])
+    before = snapshot(gallery)
+    with pytest.raises(DuplicateIdentityError, match=r"0\.0\d\d from enrolled person 'ann'") as exc:
+        gallery.enroll("annabel", [img(2, 1), img(1, 2)])
+    assert "<bytes #2>" in str(exc.value)
+    assert snapshot(gallery) == before
+    # more photos of the same person are of course fine
+    assert gallery.enroll("ann", [img(1, 5)]).enrolled == 1
+    report = gallery.enroll("annabel", [img(2, 1), img(1, 2)], allow_duplicate=True)
+    assert report.enrolled == 2
+    # from now on an ann-like face is also near annabel
+    with pytest.raises(DuplicateIdentityError, match="'annabel'"):
+        gallery.enroll("ann", [img(1, 6)])
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\nb", "tab\there", "x" * 256])
+def test_invalid_names_are_refused(gallery, bad):
+    with pytest.raises(ValueError):
+        gallery.enroll(bad, [img(1)])
+
+
+def test_odd_names_are_stored_and_returned_exactly(gallery):
+    names = ["Zoë Ångström 李小龍", "Robert'); DROP TABLE people;--", 'O"Brien \'quoted\'', "a/b\\c", "  padded  ",
+             "%_wild*cards?", "[bold]markup[/]"]
+    for i, name in enumerate(names):
+        assert gallery.enroll(name, [img(10 + i)]).enrolled == 1
+    assert sorted(p.name for p in gallery.people()) == sorted(names)
+    for i, name in enumerate(names):
+        assert gallery.person(name).name == name
+        assert gallery.identify(img(10 + i, 7))[0].person == name
+    with pytest.raises(PersonNotFoundError):
+        gallery.person("%")
+
+
+# -- identification -------------------------------------------------------------------------------
+def test_identify_known_unknown_and_top_k(gallery):
+    for p in range(1, 5):
+        gallery.enroll(f"p{p}", [img(p, 1), img(p, 2)])
+    [res] = gallery.identify(img(3, 9), top_k=3)
+    assert res.person == "p3" and res.known and res.distance < 0.1 and res.threshold == 0.5
+    assert len(res.candidates) == 3 and res.candidates[0].person == "p3"
+    assert [c.distance for c in res.candidates] == sorted(c.distance for c in res.candidates)
+    assert res.face["box"] and res.quality["face_size"] > 40 and res.model_version == "np-1"
+
+    [unknown] = gallery.identify(img(42, 1), top_k=10)
+    assert unknown.person is None and not unknown.known and unknown.distance > 0.5
+    assert len(unknown.candidates) == 4  # never more than there are people
+    assert gallery.identify(img(42, 1), threshold=2.0)[0].person is not None
+    assert gallery.identify(img(3, 9), threshold=0.0)[0].person is None
+    assert unknown.to_dict()["person"] is None and unknown.to_dict()["candidates"]
+
+
+def test_identify_uses_the_calibrated_identify_threshold(db_url):
+    with Gallery(db_url, verifier=numpy_verifier(identify_threshold=0.001)) as g:
+        g.enroll("ann", [img(1, 1)])
+        assert g.identify_threshold == 0.001
+        assert g.identify(img(1, 2))[0].person is None
+        assert g.identify(img(1, 1))[0].person == "ann"
+
+
+def test_identify_on_an_empty_gallery_is_unknown(gallery):
+    [res] = gallery.identify(img(1))
+    assert res.person is None and res.distance is None and res.candidates == []
+
+
+def test_nearest_and_mean3_scoring_can_disagree(gallery):
+    # ann: one photo very close to the query, two far ones; bob: three photos half-way
+    gallery.enroll("ann", [img(1, 1), img(7, 1), img(8, 1)])
+    blends = [png_bytes(((person_image(1, 0).astype(int) + person_image(p, 0)) // 2).astype(np.uint8))
+              for p in (20, 21, 22)]
+    gallery.enroll("bob", blends)
+    query = img(1, 9)
+    assert gallery.identify(query, scoring="nearest", threshold=2)[0].person == "ann"
+    mean3 = gallery.identify(query, scoring="mean3", threshold=2)[0]
+    assert mean3.person == "bob" and mean3.scoring == "mean3"
+    with pytest.raises(ValueError):
+        Gallery("sqlite://", verifier=numpy_verifier(), scoring="median")
+
+
+def _reference(queries, vectors, person_of_row, k3=False):
+    people = sorted(set(person_of_row))
+    out = np.zeros((len(queries), len(people)))
+    for qi, q in enumerate(queries):
+        for pi, p in enumerate(people):
+            d = sorted(np.linalg.norm(vectors[person_of_row == p] - q, axis=1))
+            out[qi, pi] = np.mean(d[:3]) if k3 else d[0]
+    return out
+
+
+def test_vectorised_person_scores_match_a_plain_loop():
+    rng = np.random.default_rng(0)
+    sizes = [1, 2, 3, 5, 1, 4]
+    person_of_row = np.repeat(np.arange(len(sizes)), sizes)
+    vectors = rng.normal(size=(len(person_of_row), 16)).astype(np.float32)
+    vectors[3] = vectors[4] = vectors[5]  # ties inside person 2
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = np.concatenate([vectors[[0, 5]], rng.normal(size=(3, 16)).astype(np.float32)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    starts = np.searchsorted(person_of_row, np.arange(len(sizes)))
+    for mean3 in (False, True):
+        got = person_distances(queries, vectors, starts, "mean3" if mean3 else "nearest")
+        np.testing.assert_allclose(got, _reference(queries, vectors, person_of_row, mean3), atol=2e-3)
+    idx, dist = nearest_k(got, 3)
+    ref = np.argsort(got, axis=1)[:, :3]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_allclose(dist, np.take_along_axis(got, ref, 1))
+    assert nearest_k(got, 99)[0].shape == (5, 6) and nearest_k(got[:, :0], 3)[0].shape == (5, 0)
+
+
+def test_index_updated_in_place_equals_a_fresh_load(gallery):
+    gallery.enroll("m", [img(1, 1)])
+    gallery.identify(img(1, 2))  # loads the matrix
+    gallery.enroll("a", [img(2, 1), img(2, 2)])
+    gallery.enroll("z", [img(3, 1)])
+    gallery.enroll("m", [img(1, 3)])
+    live: SearchIndex = gallery._search_index()
+    gallery.refresh()
+    fresh = gallery._search_index()
+    assert live is not fresh and live.names == fresh.names
+    np.testing.assert_array_equal(live.starts, fresh.starts)
+    np.testing.assert_allclose(live.vectors, fresh.vectors)
+
+
+def test_verify_person(gallery):
+    gallery.enroll("ann", [img(1, 1), img(1, 2)])
+    gallery.enroll("bob", [img(2, 1)])
+    same = gallery.verify_person(img(1, 9), "ann")
+    assert same.same and same.distance < 0.1 and same.threshold == 0.5 and same.far == 0.01
+    other = gallery.verify_person(img(1, 9), "bob")
+    assert not other.same and other.distance > 0.5
+    with pytest.raises(PersonNotFoundError, match="nobody"):
+        gallery.verify_person(img(1, 9), "nobody")
+
+
+# -- management -----------------------------------------------------------------------------------
+def test_rename_and_remove(gallery):
+    gallery.enroll("ann", [img(1, 1), img(1, 2)])
+    gallery.enroll("bob", [img(2, 1)])
+    gallery.identify(img(1, 3))
+    gallery.rename("ann", "Ann Smith")
+    assert gallery.identify(img(1, 3))[0].person == "Ann Smith"
+    with pytest.raises(PersonExistsError):
+        gallery.rename("Ann Smith", "bob")
+    with pytest.raises(PersonNotFoundError):
+        gallery.rename("ann", "x")
+    assert gallery.remove("Ann Smith") == 2
+    with pytest.raises(PersonNotFoundError):
+        gallery.remove("Ann Smith")
+    assert [p.name for p in gallery.people()] == ["bob"]
+    assert gallery.identify(img(1, 3))[0].candidates[0].person == "bob"
+    assert check_database(gallery.db).counts == {"people": 1, "faces": 1, "embeddings": 1, "models": 1}
+
+
+def test_removed_person_leaves_no_crop_or_vector_bytes_in_the_files(tmp_path):
+    path = tmp_path / "gallery.db"
+    with Gallery(f"sqlite:///{path}", verifier=numpy_verifier()) as g:
+        g.enroll("keep", [img(2, 1)])
+        g.enroll("secret", [img(1, 1)])
+        with g.db.read() as s:
+            crop, vector = s.execute(select(FaceRow.crop, EmbeddingRow.vector).join(EmbeddingRow)
+                                     .join(PersonRow).where(PersonRow.name == "secret")).one()
+        markers = [crop[60:92], crop[-60:-28], vector[100:132]]
+
+        def on_disk() -> bytes:
+            return b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("gallery.db"))
+
+        assert all(m in on_disk() for m in markers)
+        g.remove("secret")
+        data = on_disk()
+        assert not any(m in data for m in markers)
+        assert b"secret" not in data
+        assert [p.name for p in g.people()] == ["keep"]
+
+
+def test_model_version_mismatch_is_refused_until_reindex(sqlite_url):
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-1", seed=0)) as g:
+        g.enroll("ann", [img(1, 1), img(1, 2)])
+        g.enroll("bob", [img(2, 1)])
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-2", seed=1)) as g:
+        for call in (lambda: g.identify(img(1, 3)), lambda: g.verify_person(img(1, 3), "ann"),
+                     lambda: g.enroll("cy", [img(3, 1)])):
+            with pytest.raises(ModelVersionMismatchError, match="facever reindex"):
+                call()
+        seen = []
+        report = g.reindex(progress=lambda done, total: seen.append((done, total)), batch_size=2)
+        assert (report.embedded, report.total, report.model_version) == (3, 3, "np-2")
+        assert seen[0] == (0, 3) and seen[-1] == (3, 3)
+        assert g.identify(img(1, 3))[0].person == "ann"
+        assert g.reindex().embedded == 0  # nothing left to do
+        assert g.reindex(prune=True).pruned == 3
+        assert check_database(g.db).model_versions == {"np-2": 3}
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-1", seed=0)) as g:
+        with pytest.raises(ModelVersionMismatchError):
+            g.identify(img(1, 3))
+
+
+def test_people_listing_needs_no_model(sqlite_url, monkeypatch, tmp_path):
+    with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
+        g.enroll("ann", [img(1, 1)])
+    monkeypatch.setenv("FACEVER_MODEL", str(tmp_path / "no-model"))
+    with Gallery(sqlite_url) as g:
+        assert [(p.name, p.n_faces) for p in g.people()] == [("ann", 1)]
+        detail = g.person("ann")
+        assert detail.faces[0].model_versions == ["np-1"] and len(detail.faces[0].sha256) == 64
+        assert detail.to_dict()["faces"][0]["quality"]["sharpness"] > 15
+
+
+# -- folders, concurrency, crashes ---------------------------------------------------------------
+def make_people_dir(root: Path, people: dict[str, int], per_person: int = 3) -> Path:
+    for name, pid in people.items():
+        (root / name).mkdir(parents=True)
+        for v in range(1, per_person + 1):
+            (root / name / f"{v}.png").write_bytes(img(pid, v))
+    return root
+
+
+def test_enroll_dir_one_transaction_per_person(tmp_path, gallery):
+    root = make_people_dir(tmp_path / "people", {"ann": 1, "bob": 2, "copycat": 1})
+    (root / "ann" / ".hidden.png").write_bytes(img(5))
+    (root / "ann" / "notes.txt").write_text("not an image")
+    (root / "loose.png").write_bytes(img(6))
+    (root / ".git").mkdir()
+    seen = []
+    reports = list(gallery.enroll_dir(root, progress=lambda d, t: seen.append((d, t))))
+    assert [(r.person, r.enrolled, r.error is None) for r in reports] == [("ann", 3, True), ("bob", 3, True),
+                                                                          ("copycat", 0, False)]
+    assert "'ann'" in reports[2].error and not reports[2].ok
+    assert seen[-1] == (9, 9)
+    assert [p.name for p in gallery.people()] == ["ann", "bob"]
+    again = list(gallery.enroll_dir(root, allow_duplicate=True))
+    assert [(r.skipped, r.enrolled) for r in again] == [(3, 0), (3, 0), (0, 3)]
+
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from conftest import numpy_verifier
+    from facever.gallery import Gallery
+    url, mode, arg = sys.argv[1], sys.argv[2], sys.argv[3]
+    with Gallery(url, verifier=numpy_verifier()) as g:
+        if mode == "people":
+            import conftest
+            for name in arg.split(","):
+                pid = int(name[1:])
+                g.enroll(name, [conftest.png_bytes(conftest.person_image(pid, v)) for v in (1, 2)])
+        else:  # slow folder enrolment, to be killed
+            for report in g.enroll_dir(arg, progress=lambda d, t: time.sleep(0.15)):
+                print("committed", report.person, flush=True)
+""")
+
+
+def run_worker(*args) -> subprocess.Popen:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-c", WORKER.format(tests=str(TESTS)), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_four_processes_enrolling_at_once_lose_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"  # created by the workers' first use, concurrently
+    groups = [",".join(f"p{w * 10 + i}" for i in range(1, 6)) for w in range(4)]
+    procs = [run_worker(url, "people", g) for g in groups]
+    for p in procs:
+        _out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-2000:]
+    with Gallery(url, verifier=numpy_verifier()) as g:
+        people = g.people()
+        assert sorted(p.name for p in people) == sorted(",".join(groups).split(","))
+        assert all(p.n_faces == 2 for p in people)
+        report = g.check()
+        assert report.ok and report.counts["faces"] == 40 and report.counts["embeddings"] == 40
+
+
+def test_killed_enroll_dir_leaves_a_consistent_database_and_rerun_completes(tmp_path):
+    names = {f"person{i}": i for i in range(1, 7)}
+    root = make_people_dir(tmp_path / "people", names, per_person=3)
+    url = f"sqlite:///{tmp_path / 'gallery.db'}"
+    proc = run_worker(url, "dir", str(root))
+    line = proc.stdout.readline()  # the first person is committed
+    assert line.startswith("committed"), proc.stderr.read()[-2000:]
+    time.sleep(0.4)  # somewhere inside the next person's images
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+    with Gallery(url, verifier=numpy_verifier()) as g:
+        report = g.check()
+        assert report.ok and report.integrity == ["ok"]
+        partial = {p.name: p.n_faces for p in g.people()}
+        assert 1 <= len(partial) < len(names) and set(partial.values()) == {3}  # all or nothing per person
+        reports = list(g.enroll_dir(root))
+        assert sum(r.skipped for r in reports) == 3 * len(partial)
+        assert sum(r.enrolled for r in reports) == 3 * (len(names) - len(partial))
+        assert {p.name: p.n_faces for p in g.people()} == {n: 3 for n in names}
+        assert g.check().counts["faces"] == 18
+
+
+# -- the real pipeline, once -----------------------------------------------------------------------
+def test_real_photo_with_mtcnn_and_a_keras_model(tmp_path, astronaut, tiny_bundle_dir):
+    from facever.api import FaceVerifier
+
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    with Gallery(f"sqlite:///{tmp_path / 'g.db'}", verifier=FaceVerifier(model=tiny_bundle_dir)) as g:
+        report = g.enroll("Eileen Collins", [photo])
+        assert report.enrolled == 1, report.outcomes
+        assert report.outcomes[0].face["score"] > 0.9
+        [res] = g.identify(photo.read_bytes())
+        assert res.person == "Eileen Collins" and res.distance < 0.05
+        face = g.person("Eileen Collins").faces[0]
+        assert face.source == str(photo) and face.quality["face_size"] > 40
