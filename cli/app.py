@@ -5,10 +5,9 @@ Each command group lives in its own module; this file only assembles them.
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
+from . import calibrate, db, enroll, evaluate, identify, people, reindex, train
 from . import verify as verify_cmd
 
 app = typer.Typer(
@@ -21,30 +20,14 @@ app = typer.Typer(
 
 app.command("verify")(verify_cmd.verify)
 
-#: Optional command modules: (module, attribute, kind, name); kind "command" or "group".
-_EXTRA = [
-    ("enroll", "enroll", "command", "enroll"),
-    ("identify", "identify", "command", "identify"),
-    ("reindex", "reindex", "command", "reindex"),
-    ("people", "app", "group", "people"),
-    ("db", "app", "group", "db"),
-    ("train", "train", "command", "train"),
-    ("evaluate", "evaluate", "command", "evaluate"),
-    ("calibrate", "calibrate", "command", "calibrate"),
-]
-
-for module_name, attr, kind, name in _EXTRA:
-    try:
-        module = importlib.import_module(f"{__package__}.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{module_name}":
-            raise
-        continue
-    target = getattr(module, attr)
-    if kind == "group":
-        app.add_typer(target, name=name)
-    else:
-        app.command(name)(target)
+app.command("enroll")(enroll.enroll)
+app.command("identify")(identify.identify)
+app.add_typer(people.app, name="people")
+app.add_typer(db.app, name="db")
+app.command("reindex")(reindex.reindex)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("calibrate")(calibrate.calibrate)
 
 
 @app.callback()

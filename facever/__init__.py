@@ -20,14 +20,24 @@ from facever.errors import (
     MultipleFacesError,
     NoFaceError,
     NoModelError,
+    PersonExistsError,
     PersonNotFoundError,
 )
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """Load :class:`facever.gallery.Gallery` lazily (it imports SQLAlchemy)."""
+    if name == "Gallery":
+        from facever.gallery import Gallery
+
+        return Gallery
+    raise AttributeError(f"module 'facever' has no attribute {name!r}")
+
 __all__ = [
     "FaceVerifier", "VerifyResult", "embed", "verify",
     "FaceverError", "ImageError", "NoFaceError", "MultipleFacesError", "FaceQualityError", "ModelError",
-    "NoModelError", "DatabaseError", "PersonNotFoundError", "DuplicateIdentityError",
+    "NoModelError", "DatabaseError", "PersonNotFoundError", "PersonExistsError", "Gallery", "DuplicateIdentityError",
     "ModelVersionMismatchError", "__version__",
 ]

@@ -49,3 +49,7 @@ class DuplicateIdentityError(FaceverError):
 
 class ModelVersionMismatchError(FaceverError):
     """Stored embeddings were made by another model version than the one loaded."""
+
+
+class PersonExistsError(FaceverError, ValueError):
+    """A person name is already enrolled (on rename or explicit create)."""

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 import numpy as np
 
 from facever.errors import (DatabaseError, DuplicateIdentityError, FaceQualityError, FaceverError, ImageError,
-                            ModelVersionMismatchError, MultipleFacesError, NoFaceError, PersonNotFoundError)
+                            ModelVersionMismatchError, MultipleFacesError, NoFaceError, PersonExistsError,
+                            PersonNotFoundError)
 from facever.store import repository as repo
 from facever.store.schema import NAME_MAX_LENGTH
 from facever.store.session import Database, WriteConflict
@@ -54,8 +55,6 @@ _WRITE_ATTEMPTS = 3
 _MAX_SIM_ELEMENTS = 1 << 25  # query×gallery similarities computed at once (128 MiB of float32)
 
 
-class PersonExistsError(FaceverError, ValueError):
-    """A rename target (or new person) name is already enrolled."""
 
 
 # ==============================================================================================

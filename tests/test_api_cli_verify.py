@@ -41,7 +41,7 @@ def test_embed_accepts_path_bytes_and_array(verifier, photos, astronaut):
 
 def test_verify_same_image(verifier, photos):
     result = verifier.verify(photos / "a.jpg", photos / "a_copy.png")
-    assert result.same and result.distance < 0.05 and result.threshold == 0.8
+    assert result.same and result.distance < 0.2 and result.threshold == 0.8
     assert result.far == 0.01 and result.frr == 0.1 and result.model_version == verifier.model_version
     assert len(result.faces) == 2
 
@@ -76,7 +76,7 @@ def test_cli_verify_same_exit_0_with_json(tiny_bundle_dir, photos):
                               "--model", str(tiny_bundle_dir), "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["same"] is True and data["threshold"] == 0.8 and data["distance"] < 0.05
+    assert data["same"] is True and data["threshold"] == 0.8 and data["distance"] < 0.2
 
 
 def test_cli_verify_different_exit_1(tiny_bundle_dir, photos):

@@ -506,7 +506,7 @@ def test_cli_evaluate(fake_lfw, tiny_bundle_dir, monkeypatch, tmp_path):
 
     fake = FakeEmbed()
 
-    def fake_embed_lfw_images(verifier, root, paths, progress=None, batch_size=32):
+    def fake_embed_lfw_images(verifier, root, paths, progress=None, batch_size=32, crop_cache=None):
         e = fake(paths)
         n = len(paths)
         return ev.LFWEmbeddings(list(paths), e, np.ones(n, bool), np.ones(n, np.int64),
