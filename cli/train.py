@@ -21,6 +21,8 @@ def train(
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="NPZ of teacher embeddings (names, emb) for distillation."),
     distill_weight: float = typer.Option(0.0, help="Weight of the embedding-matching distillation term."),
     distill_pair_weight: float = typer.Option(0.0, help="Weight of the pairwise-distance distillation term."),
+    teacher_centre: bool = typer.Option(True, "--teacher-centre/--no-teacher-centre",
+                                        help="Subtract the mean teacher direction before matching (avoids a collapsed student)."),
     architecture: str = typer.Option("resnet_s", help="resnet_s or mobile_s."),
     input_size: int = typer.Option(96, help="Encoder input side in pixels (multiple of 16)."),
     width: int = typer.Option(32, help="Base channel width."),
@@ -56,6 +58,7 @@ def train(
                           steps_per_epoch=steps_per_epoch, p=p, k=k, extra_singletons=extra_singletons,
                           mining=mining, margin=margin, soft_margin=soft_margin, lr=lr, warmup_steps=warmup_steps,
                           distill_weight=distill_weight, distill_pair_weight=distill_pair_weight,
+                          teacher_centre=teacher_centre,
                           augment=not no_augment, seed=seed)
         with progress_bar(not as_json) as bar:
             task = bar.add_task("detecting + aligning", total=None)

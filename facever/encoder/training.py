@@ -49,6 +49,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     distill_weight: float = 0.0
     distill_pair_weight: float = 0.0
+    teacher_centre: bool = True
     augment: bool = True
     seed: int = 0
 
@@ -112,7 +113,8 @@ class Trainer:
         crops: ``(N, S, S, 3)`` uint8 RGB aligned crops at ``config.input_size``.
         labels: ``(N,)`` int identity labels.
         teacher: optional ``(N, D)`` float32 teacher embeddings (rows of NaN = no target); rows are
-            L2-normalised here.
+            L2-normalised here, after subtracting the mean unit teacher vector when
+            ``config.teacher_centre`` (the default).
         validation: optional ``(crops_a, crops_b, same)`` pairs to score after each epoch.
         out_dir: where checkpoints go (``out_dir/checkpoint``).
     """
@@ -134,6 +136,14 @@ class Trainer:
             t = np.asarray(teacher, np.float32)
             mask = np.isfinite(t).all(axis=1)
             t = np.where(mask[:, None], t, 0.0)
+            if config.teacher_centre and mask.any():
+                # Teachers such as dlib's ResNet put every face inside a narrow cone (|mean unit
+                # vector| ≈ 0.9): matching the mean direction is then a cheap collapsed solution.
+                # Centred targets spread over the sphere (impostor distance ≈ √2).
+                unit = t[mask] / np.maximum(np.linalg.norm(t[mask], axis=1, keepdims=True), 1e-12)
+                self.teacher_mean = unit.mean(axis=0)
+                t = np.where(mask[:, None], t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+                             - self.teacher_mean, 0.0)
             t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
             self.teacher, self.teacher_mask = t.astype(np.float32), mask.astype(np.float32)
         self.sampler = PKSampler(self.labels, config.p, config.k, seed=config.seed,

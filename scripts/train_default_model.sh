@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default model (models/default) from ../shared/data: the exact recipe of
+# models/MODEL_CARD.md. Run from the repository root with facever installed (pip install -e ".[plots]").
+#
+#   scripts/train_default_model.sh [LFW_ROOT] [WORK_DIR] [TEACHER_PYTHON]
+#
+# Steps (each skipped when its output exists, so the script can be re-run after an interruption;
+# training itself resumes from its last epoch checkpoint):
+#   1. detect + align every LFW image once with facever's pipeline (MTCNN, 112×112 canonical crops)
+#      and seed the crop cache that `facever train` and `facever evaluate` read;
+#   2. teacher embeddings for distillation: dlib's ResNet (face_recognition_models) on the LFW
+#      DevTrain images only, computed by the teacher's own Python (see benchmarks/README.md for
+#      installing face_recognition in its own venv); the teacher is never needed at run time;
+#   3. `facever train`: LFW people outside peopleDevTest, minus 150 people + 300 one-image people held
+#      out by identity for calibrating τ; triplet loss with batch-hard mining + distillation;
+#   4. `facever evaluate` on P1–P4 with the resulting bundle.
+set -euo pipefail
+LFW=${1:-../shared/data/lfw}
+WORK=${2:-runs/default}
+TEACHER_PY=${3:-/work/teacher-venv/bin/python}
+export FACEVER_CACHE=${FACEVER_CACHE:-$WORK/cache}
+mkdir -p "$WORK" "$FACEVER_CACHE"
+
+if [ ! -f "$WORK/lfw_mtcnn.npz" ]; then
+  python scripts/detect_lfw.py "$LFW" "$WORK/lfw_mtcnn.npz"
+  python scripts/seed_crop_cache.py "$WORK/lfw_mtcnn.npz" "$LFW" "$FACEVER_CACHE"
+fi
+
+if [ ! -f "$WORK/teacher_devtrain.npz" ]; then
+  "$TEACHER_PY" scripts/teacher_embeddings.py "$LFW" "$LFW/protocol/peopleDevTrain.txt" "$WORK/teacher_devtrain.npz" 2
+fi
+
+facever train --lfw "$LFW" --out "$WORK/model" --cache "$FACEVER_CACHE" \
+  --teacher "$WORK/teacher_devtrain.npz" --distill-weight "${DISTILL_WEIGHT:-4}" --distill-pair-weight "${DISTILL_PAIR_WEIGHT:-1}" \
+  --architecture "${ARCH:-resnet_s}" --input-size "${INPUT_SIZE:-80}" --width "${WIDTH:-32}" \
+  --epochs "${EPOCHS:-40}" --p 32 --k 4 --extra-singletons 32 --mining batch_hard --margin 0.2 \
+  --lr "${LR:-2e-3}" --warmup-steps 300 --seed 0 --resume
+
+facever evaluate --lfw "$LFW" --model "$WORK/model/bundle" --crop-cache "$FACEVER_CACHE" --out "$WORK/eval" --json \
+  > "$WORK/eval.json"
+echo "bundle: $WORK/model/bundle; figures: $WORK/eval.json (copy the bundle to models/default to ship it)"

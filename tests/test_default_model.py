@@ -1,0 +1,74 @@
+"""The default model shipped in models/default: it loads, is calibrated, and behaves on a real face.
+
+The photo is scikit-image's ``astronaut`` (a real portrait that the test dependency ships); the
+other views of the same face are made here by photometric and geometric changes.
+"""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facever import config
+from facever.api import FaceVerifier
+from facever.encoder.bundle import load_bundle
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = config.packaged_model_dir()
+    assert path.is_dir(), f"the default model must ship in {path}"
+    return load_bundle(path)
+
+
+@pytest.fixture(scope="module")
+def default_verifier(shipped):
+    return FaceVerifier(model=shipped)
+
+
+def test_shipped_bundle_is_calibrated_and_small(shipped):
+    meta = shipped.metadata
+    assert meta.embedding_dim == 128 and meta.input_size in (64, 80, 96, 112)
+    t = meta.threshold
+    assert t is not None and 0.0 < t.value < 2.0
+    assert 0.0 <= t.far <= 0.01 and 0.0 <= t.frr < 1.0 and t.n_genuine > 0 and t.n_impostor > 0
+    assert meta.verification_head, "the logistic 'same person' head is stored with the model"
+    size = sum(f.stat().st_size for f in config.packaged_model_dir().iterdir() if f.is_file())
+    assert size < 20 * 1024 * 1024
+    # training never saw an LFW DevTest person (protocols P1-P3 stay clean)
+    people = set(meta.training["data"]["people"])
+    assert "George_W_Bush" in people or len(people) > 1000
+    assert meta.training["config"]["mining"] in ("batch_hard", "semi_hard", "batch_all")
+
+
+def test_default_model_embeds_unit_vectors(default_verifier, astronaut):
+    e = default_verifier.embed(astronaut)
+    assert e.shape == (128,) and e.dtype == np.float32
+    assert np.linalg.norm(e) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_default_model_same_face_under_changes_is_same(default_verifier, astronaut):
+    h, w = astronaut.shape[:2]
+    darker = np.clip(astronaut.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 6.0, 0.8)
+    rotated = cv2.warpAffine(astronaut, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 40])
+    for other in (darker, rotated, jpeg.tobytes()):
+        r = default_verifier.verify(astronaut, other)
+        assert r.same, f"distance {r.distance:.3f} above τ {r.threshold:.3f}"
+        assert r.far is not None and r.probability is not None and r.probability > 0.5
+
+
+def test_cli_uses_the_default_model(tmp_path, astronaut, monkeypatch):
+    from facever_cli.app import app
+
+    monkeypatch.delenv("FACEVER_MODEL", raising=False)
+    a = tmp_path / "a.png"
+    cv2.imwrite(str(a), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    res = CliRunner().invoke(app, ["verify", str(a), str(a), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["same"] is True and data["distance"] < 0.05
+    assert data["model_version"] == load_bundle(config.packaged_model_dir()).version
