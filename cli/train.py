@@ -75,7 +75,7 @@ def train(
         calib_small = resize_to(prepared.calib_crops, input_size)
         i, j, same = calibration_pairs(prepared.calib.labels, max_genuine=2000, n_impostor=4000, seed=seed + 1)
         trainer = Trainer(cfg, resize_to(prepared.train_crops, input_size), prepared.train.labels, out_dir,
-                          teacher=prepared.teacher, validation=(calib_small[i], calib_small[j], same))
+                          teacher=prepared.teacher, validation=(calib_small, i, j, same))
 
         def on_epoch(log) -> None:
             if as_json:

@@ -234,3 +234,35 @@ def test_augment_batch_with_only_flips():
     flipped = np.abs(y - x[:, :, ::-1]).max(axis=(1, 2, 3)) < 1e-2
     assert (same | flipped).all()
     assert same.any() and flipped.any()
+
+
+# ---- open-set calibration (recipe) ------------------------------------------------------------------
+
+def test_identify_threshold_meets_its_fpir_on_synthetic_clusters():
+    from facever.encoder.recipe import calibrate_identify_threshold, open_set_scores
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 16))
+    labels = np.concatenate([np.repeat(np.arange(40), 3), np.arange(40, 60)])  # 40 known people, 20 unknown
+    emb = centres[labels] + rng.normal(0, 0.15, (len(labels), 16))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    kd, correct, ud = open_set_scores(emb, labels, seed=0)
+    assert len(kd) == 80 and len(ud) == 20 and correct.mean() > 0.9
+    t = calibrate_identify_threshold(emb, labels, target_fpir=0.05)
+    assert (ud <= t.value).mean() <= 0.05 and t.far == pytest.approx((ud <= t.value).mean())
+    assert t.n_genuine == 80 and t.n_impostor == 20 and 0.0 <= t.frr <= 1.0
+    # a looser target accepts at least as many known probes
+    assert calibrate_identify_threshold(emb, labels, target_fpir=0.5).frr <= t.frr
+
+
+def test_indexed_validation_equals_pairwise_validation(data, tmp_path):
+    """``(crops, i, j, same)`` embeds each image once and gives the same figures as crop pairs."""
+    a, b, same = data["validation"]
+    crops = np.concatenate([a, b])
+    i, j = np.arange(len(a)), len(a) + np.arange(len(b))
+    cfg = dataclasses.replace(MAIN, epochs=1, steps_per_epoch=1)
+    pairwise = Trainer(cfg, data["crops"], data["labels"], out_dir=tmp_path / "a", validation=(a, b, same)).validate()
+    indexed = Trainer(cfg, data["crops"], data["labels"], out_dir=tmp_path / "b", validation=(crops, i, j, same)).validate()
+    assert pairwise.keys() == indexed.keys() and 0.0 <= indexed["roc_auc"] <= 1.0
+    for key in pairwise:
+        assert indexed[key] == pytest.approx(pairwise[key], abs=1e-5)

@@ -118,7 +118,8 @@ def resize_to(crops: np.ndarray, size: int) -> np.ndarray:
 
 def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: str,
                      target_far: float = 1e-3, seed: int = 0) -> dict:
-    """Set τ (for ``target_far``), its FAR/FRR and the logistic head from calibration embeddings.
+    """Set τ (for ``target_far``), its FAR/FRR, the logistic head and the open-set identification
+    threshold (FPIR 1%) from calibration embeddings.
 
     Args:
         bundle: a :class:`~facever.encoder.bundle.ModelBundle` (metadata updated in place).
@@ -142,8 +143,67 @@ def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: s
                "tau_best_accuracy": acc_cal.threshold_, "best_accuracy": acc_cal.accuracy_,
                "far_at_best_accuracy": acc_cal.far_, "frr_at_best_accuracy": acc_cal.frr_,
                "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "set": description}
+    ident = calibrate_identify_threshold(emb, labels, target_fpir=0.01, description=description, seed=seed)
+    meta.identify_threshold = ident
+    figures.update({"identify_threshold": ident.value, "identify_fpir": ident.far, "identify_fnir": ident.frr,
+                    "identify_n_known_probes": ident.n_genuine, "identify_n_unknown_probes": ident.n_impostor})
     meta.figures["calibration"] = figures
     return figures
+
+
+def open_set_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open-set identification trial on labelled embeddings (the P3 design, on calibration people).
+
+    One random image of every person with ≥ 2 images is enrolled; their other images are known
+    probes; every image of a one-image person is an unknown probe.
+
+    Returns:
+        ``known_dist`` (nearest enrolled distance of each known probe), ``known_correct`` (whether
+        that nearest person is the right one) and ``unknown_dist`` (nearest enrolled distance of
+        each unknown probe); distances in [0, 2].
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels)
+    enrolled_rows, probe_rows = [], []
+    for lab in np.flatnonzero(counts >= 2):
+        rows = np.flatnonzero(labels == lab)
+        pick = rng.choice(rows)
+        enrolled_rows.append(pick)
+        probe_rows += [r for r in rows if r != pick]
+    unknown_rows = np.flatnonzero(counts[labels] == 1)
+    gallery = emb[enrolled_rows]
+    gallery_labels = labels[enrolled_rows]
+
+    def nearest(rows):
+        d = np.linalg.norm(emb[rows][:, None, :] - gallery[None, :, :], axis=2)
+        j = d.argmin(axis=1)
+        return d[np.arange(len(rows)), j], gallery_labels[j]
+
+    kd, kl = nearest(np.asarray(probe_rows, np.int64))
+    ud, _ = nearest(unknown_rows)
+    return kd, kl == labels[probe_rows], ud
+
+
+def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpir: float = 0.01,
+                                 description: str = "", seed: int = 0):
+    """The open-set identification threshold: the largest distance at which at most ``target_fpir``
+    of unknown probes are accepted as someone (false positive identification rate).
+
+    Returns a :class:`~facever.encoder.bundle.Threshold` whose ``far`` is the FPIR and ``frr`` the
+    FNIR (known probes not identified as the right person) at that threshold.
+    """
+    from facever.encoder.bundle import Threshold
+
+    kd, correct, ud = open_set_scores(emb, labels, seed=seed)
+    if len(ud) == 0 or len(kd) == 0:
+        raise ValueError("open-set calibration needs people with ≥ 2 images and one-image people")
+    ud_sorted = np.sort(ud)
+    allowed = int(np.floor(target_fpir * len(ud)))  # unknown probes that may fall at or below it
+    value = float(ud_sorted[allowed] - 1e-6) if allowed < len(ud) else float(ud_sorted[-1])
+    fpir = float((ud <= value).mean())
+    dir_ = float(((kd <= value) & correct).mean())
+    return Threshold(value=value, far=fpir, frr=1.0 - dir_, target=f"fpir={target_fpir:g}",
+                     calibration_set=description, n_genuine=int(len(kd)), n_impostor=int(len(ud)))
 
 
 def build_bundle(trainer: Trainer, prepared: PreparedData, extra: dict | None = None):

@@ -115,13 +115,15 @@ class Trainer:
         teacher: optional ``(N, D)`` float32 teacher embeddings (rows of NaN = no target); rows are
             L2-normalised here, after subtracting the mean unit teacher vector when
             ``config.teacher_centre`` (the default).
-        validation: optional ``(crops_a, crops_b, same)`` pairs to score after each epoch.
+        validation: optional pairs to score after each epoch: ``(crops_a, crops_b, same)``, or
+            ``(crops, i, j, same)`` with index arrays into ``crops`` (each image embedded once, which
+            is much cheaper when images recur across pairs).
         out_dir: where checkpoints go (``out_dir/checkpoint``).
     """
 
     def __init__(self, config: TrainConfig, crops: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike[str],
                  teacher: np.ndarray | None = None,
-                 validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+                 validation: tuple[np.ndarray, ...] | None = None) -> None:
         if crops.ndim != 4 or crops.shape[1] != config.input_size or crops.shape[2] != config.input_size:
             raise ValueError(f"crops must be (N, {config.input_size}, {config.input_size}, 3), got {crops.shape}")
         if len(crops) != len(labels):
@@ -260,9 +262,15 @@ class Trainer:
 
         from facever.matching import best_accuracy_threshold
 
-        a, b, same = self.validation
+        if len(self.validation) == 4:
+            crops, i, j, same = self.validation
+            emb = self.embed(crops)
+            ea, eb = emb[np.asarray(i)], emb[np.asarray(j)]
+        else:
+            a, b, same = self.validation
+            ea, eb = self.embed(a), self.embed(b)
         same = np.asarray(same).astype(bool)  # 0/1 ints would index d[same] by position
-        d = np.linalg.norm(self.embed(a) - self.embed(b), axis=1)
+        d = np.linalg.norm(ea - eb, axis=1)
         tau = best_accuracy_threshold(d, same)
         fpr, tpr, _ = roc_curve(same, -d)
         ok = fpr <= 1e-3

@@ -1,0 +1,71 @@
+"""Enroll throughput on real photos and database bytes per face (facever's gallery, SQLite).
+
+Usage: python benchmarks/enroll_bench.py [--lfw ../shared/data/lfw] [--people 40] [--model BUNDLE]
+
+Takes the LFW people (deep-funneled images) with the most images, up to ``--people`` of them, copies
+nothing, and enrolls them person by person through :meth:`facever.gallery.Gallery.enroll` (decode,
+detect, align, quality check, embed, write in one transaction per person) into a new SQLite file.
+Prints images/s end to end (model loading excluded; the first person is a warm-up and not timed),
+the outcome counts and the database file size per enrolled face. ``--allow-duplicate`` is on, since
+the point is throughput, not the duplicate-identity check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lfw", type=Path, default=HERE.parent.parent / "shared" / "data" / "lfw")
+    ap.add_argument("--people", type=int, default=40)
+    ap.add_argument("--max-images", type=int, default=20, help="images per person at most")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from facever.gallery import Gallery
+
+    root = args.lfw / "lfw-deepfunneled"
+    people = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (-len(list(p.iterdir())), p.name))
+    people = people[: args.people + 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        db_file = Path(tmp) / "gallery.db"
+        with Gallery(f"sqlite:///{db_file}", model=args.model) as g:
+            warm, timed = people[0], people[1:]
+            g.enroll(warm.name, sorted(warm.iterdir())[: args.max_images], allow_duplicate=True)
+            size0 = db_file.stat().st_size + (Path(str(db_file) + "-wal").stat().st_size if Path(str(db_file) + "-wal").exists() else 0)
+            counts: dict[str, int] = {}
+            n_images = 0
+            t0 = time.perf_counter()
+            for person in timed:
+                images = sorted(person.iterdir())[: args.max_images]
+                n_images += len(images)
+                report = g.enroll(person.name, images, allow_duplicate=True)
+                for o in report.outcomes:
+                    counts[o.status] = counts.get(o.status, 0) + 1
+            secs = time.perf_counter() - t0
+        wal = Path(str(db_file) + "-wal")
+        size1 = db_file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    enrolled = counts.get("enrolled", 0)
+    result = {"people": len(timed), "images": n_images, "seconds": secs, "images_per_s": n_images / secs,
+              "outcomes": counts, "db_bytes_per_face": (size1 - size0) / max(enrolled, 1)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"enrolled {enrolled} of {n_images} images of {len(timed)} LFW people in {secs:.1f} s: "
+              f"{n_images / secs:.1f} images/s; outcomes {counts}; "
+              f"database growth {result['db_bytes_per_face'] / 1024:.1f} KiB per face")
+
+
+if __name__ == "__main__":
+    main()
