@@ -5,7 +5,7 @@ The hold-out split is rebuilt exactly as ``facever train`` made it (same data, s
 crop cache; the bundle's weights and version do not change, only its metadata.json.
 
 Usage: python scripts/calibrate_holdout.py BUNDLE LFW_ROOT CACHE_DIR [--seed 0] [--holdout-people 150]
-       [--holdout-singletons 300] [--target-far 1e-3]
+       [--holdout-singletons 300] [--target-far 1e-3] [--target-fpir 1e-2]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--holdout-people", type=int, default=150)
     ap.add_argument("--holdout-singletons", type=int, default=300)
-    ap.add_argument("--target-far", type=float, default=1e-3)
+    ap.add_argument("--target-far", type=float, default=1e-3, help="FAR at which τ is chosen")
+    ap.add_argument("--target-fpir", type=float, default=1e-2, help="FPIR at which the identify threshold is chosen")
     args = ap.parse_args()
 
     from facever.embedding import FaceEmbedder
@@ -41,7 +42,7 @@ def main() -> None:
     figures = calibrate_bundle(bundle, emb, prepared.calib.labels,
                                f"{len(prepared.calib.people)} held-out training-source people "
                                f"({len(prepared.calib)} images), not in training nor LFW DevTest",
-                               target_far=args.target_far, seed=args.seed)
+                               target_far=args.target_far, seed=args.seed, target_fpir=args.target_fpir)
     bundle.save_metadata()
     print(json.dumps(figures, indent=2))
 

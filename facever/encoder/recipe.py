@@ -117,9 +117,9 @@ def resize_to(crops: np.ndarray, size: int) -> np.ndarray:
 
 
 def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: str,
-                     target_far: float = 1e-3, seed: int = 0) -> dict:
+                     target_far: float = 1e-3, seed: int = 0, target_fpir: float = 0.01) -> dict:
     """Set τ (for ``target_far``), its FAR/FRR, the logistic head and the open-set identification
-    threshold (FPIR 1%) from calibration embeddings.
+    threshold (for ``target_fpir``, the false positive identification rate) from calibration embeddings.
 
     Args:
         bundle: a :class:`~facever.encoder.bundle.ModelBundle` (metadata updated in place).
@@ -143,7 +143,7 @@ def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: s
                "tau_best_accuracy": acc_cal.threshold_, "best_accuracy": acc_cal.accuracy_,
                "far_at_best_accuracy": acc_cal.far_, "frr_at_best_accuracy": acc_cal.frr_,
                "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "set": description}
-    ident = calibrate_identify_threshold(emb, labels, target_fpir=0.01, description=description, seed=seed)
+    ident = calibrate_identify_threshold(emb, labels, target_fpir=target_fpir, description=description, seed=seed)
     meta.identify_threshold = ident
     figures.update({"identify_threshold": ident.value, "identify_fpir": ident.far, "identify_fnir": ident.frr,
                     "identify_n_known_probes": ident.n_genuine, "identify_n_unknown_probes": ident.n_impostor})
