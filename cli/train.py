@@ -40,6 +40,7 @@ def train(
     seed: int = typer.Option(0),
     cache: Optional[Path] = typer.Option(None, help="Crop cache directory (default: FACEVER_CACHE)."),
     target_far: float = typer.Option(1e-3, help="FAR at which τ is calibrated on the hold-out pairs."),
+    target_fpir: float = typer.Option(1e-2, help="False positive identification rate at which the open-set identify threshold is calibrated."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -98,7 +99,7 @@ def train(
         figures = calibrate_bundle(bundle, emb, prepared.calib.labels,
                                    f"{len(prepared.calib.people)} held-out training-source people "
                                    f"({len(prepared.calib)} images), not in training nor LFW DevTest",
-                                   target_far=target_far, seed=seed)
+                                   target_far=target_far, seed=seed, target_fpir=target_fpir)
         version = bundle.save(out_dir / "bundle")
     result = {"bundle": str(out_dir / "bundle"), "version": version, "calibration": figures,
               "last_epoch": history[-1].__dict__ if history else None}

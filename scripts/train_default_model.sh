@@ -12,7 +12,8 @@
 #      DevTrain images only, computed by the teacher's own Python (see benchmarks/README.md for
 #      installing face_recognition in its own venv); the teacher is never needed at run time;
 #   3. `facever train`: LFW people outside peopleDevTest, minus 150 people + 300 one-image people held
-#      out by identity for calibrating τ; triplet loss with batch-hard mining + distillation;
+#      out by identity for calibrating τ (FAR 1e-2) and the identify threshold (FPIR 5%); triplet loss
+#      with semi-hard online mining + distillation from centred teacher targets;
 #   4. `facever evaluate` on P1–P4 with the resulting bundle.
 set -euo pipefail
 LFW=${1:-../shared/data/lfw}
@@ -33,8 +34,8 @@ fi
 facever train --lfw "$LFW" --out "$WORK/model" --cache "$FACEVER_CACHE" \
   --teacher "$WORK/teacher_devtrain.npz" --distill-weight "${DISTILL_WEIGHT:-4}" --distill-pair-weight "${DISTILL_PAIR_WEIGHT:-1}" \
   --architecture "${ARCH:-resnet_s}" --input-size "${INPUT_SIZE:-80}" --width "${WIDTH:-32}" \
-  --epochs "${EPOCHS:-40}" --p 32 --k 4 --extra-singletons 32 --mining batch_hard --margin 0.2 \
-  --lr "${LR:-2e-3}" --warmup-steps 300 --seed 0 --resume
+  --epochs "${EPOCHS:-45}" --p 32 --k 4 --extra-singletons 32 --mining semi_hard --margin 0.2 \
+  --lr "${LR:-1.5e-3}" --warmup-steps 300 --seed 0 --target-far 1e-2 --target-fpir 0.05 --resume
 
 facever evaluate --lfw "$LFW" --model "$WORK/model/bundle" --crop-cache "$FACEVER_CACHE" --out "$WORK/eval" --json \
   > "$WORK/eval.json"
