@@ -72,6 +72,25 @@ class Detector(Protocol):
         ...
 
 
+def _compile_stages(mtcnn) -> None:
+    """Run MTCNN's three networks as traced ``tf.function`` graphs instead of eager Keras calls.
+
+    The package calls each network eagerly, once per pyramid scale and stage; on a small image that
+    per-call overhead, not the convolutions, is most of the time (measured on LFW images on 2 cores:
+    338 → 61 ms per 250×250 image, identical boxes and landmarks). ``reduce_retracing`` lets
+    TensorFlow generalise the traced shapes after the first few calls, so the pyramid's many image
+    sizes do not each trigger a new trace. (A fixed all-``None`` input signature traced once but ran
+    as slowly as eager here.)
+    """
+    import tensorflow as tf
+
+    for stage in getattr(mtcnn, "stages", []):
+        model = getattr(stage, "_model", None)
+        if model is None or isinstance(model, tf.types.experimental.PolymorphicFunction):
+            continue
+        stage._model = tf.function(model, reduce_retracing=True)
+
+
 class MTCNNDetector:
     """MTCNN (Zhang et al. 2016) from the ``mtcnn`` package, on the CPU.
 
@@ -101,6 +120,7 @@ class MTCNNDetector:
             from mtcnn import MTCNN
 
             self._mtcnn = MTCNN(device="CPU:0")
+            _compile_stages(self._mtcnn)
         return self._mtcnn
 
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
