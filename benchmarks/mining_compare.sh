@@ -28,8 +28,7 @@ import json, pathlib, sys
 w = pathlib.Path(sys.argv[1])
 print(f"{'run':<22} {'P1 acc':>7} {'AUC':>6} {'EER':>6} {'val acc':>7} {'active':>6} {'d(a,p)':>6} {'d(a,n)':>6}")
 for d in sorted(p for p in w.iterdir() if (p / "p1.json").is_file()):
-    p1 = json.loads((d / "p1.json").read_text())
-    p1 = p1.get("protocols", p1).get("p1", p1)
+    p1 = json.loads((d / "p1.json").read_text())["p1"]
     last = json.loads((d / "train.json").read_text())["last_epoch"]
     print(f"{d.name:<22} {p1.get('accuracy', float('nan')):>7.4f} {p1.get('roc_auc', float('nan')):>6.4f} "
           f"{p1.get('eer', float('nan')):>6.4f} {last['val'].get('accuracy', 0):>7.4f} {last['active_fraction']:>6.2f} "
