@@ -86,3 +86,16 @@ def test_two_faces_in_one_photo(detector, astronaut):
     assert len(faces) == 2
     with pytest.raises(MultipleFacesError):
         select_faces(faces, "strict")
+
+
+def test_compiled_mtcnn_stages_give_the_eager_results(astronaut, monkeypatch):
+    """The tf.function-wrapped networks (a speed-up) find the same boxes and landmarks as eager Keras."""
+    import facever.detection as detection
+
+    compiled = detection.MTCNNDetector().detect(astronaut)
+    monkeypatch.setattr(detection, "_compile_stages", lambda mtcnn: None)
+    eager = detection.MTCNNDetector().detect(astronaut)
+    assert len(compiled) == len(eager) >= 1
+    for a, b in zip(compiled, eager):
+        np.testing.assert_allclose(a.box, b.box, atol=0.5)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.5)
