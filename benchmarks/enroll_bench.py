@@ -24,6 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 
 
+def _db_bytes(db_file: Path) -> int:
+    """Size of a SQLite database in bytes, its write-ahead log included."""
+    wal = Path(f"{db_file}-wal")
+    return db_file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=HERE.parent.parent / "shared" / "data" / "lfw")
@@ -43,7 +49,7 @@ def main() -> None:
         with Gallery(f"sqlite:///{db_file}", model=args.model) as g:
             warm, timed = people[0], people[1:]
             g.enroll(warm.name, sorted(warm.iterdir())[: args.max_images], allow_duplicate=True)
-            size0 = db_file.stat().st_size + (Path(str(db_file) + "-wal").stat().st_size if Path(str(db_file) + "-wal").exists() else 0)
+            size0 = _db_bytes(db_file)
             counts: dict[str, int] = {}
             n_images = 0
             t0 = time.perf_counter()
@@ -54,8 +60,7 @@ def main() -> None:
                 for o in report.outcomes:
                     counts[o.status] = counts.get(o.status, 0) + 1
             secs = time.perf_counter() - t0
-        wal = Path(str(db_file) + "-wal")
-        size1 = db_file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        size1 = _db_bytes(db_file)
     enrolled = counts.get("enrolled", 0)
     result = {"people": len(timed), "images": n_images, "seconds": secs, "images_per_s": n_images / secs,
               "outcomes": counts, "db_bytes_per_face": (size1 - size0) / max(enrolled, 1)}

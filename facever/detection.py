@@ -76,19 +76,16 @@ def _compile_stages(mtcnn) -> None:
     """Run MTCNN's three networks as traced ``tf.function`` graphs instead of eager Keras calls.
 
     The package calls each network eagerly, once per pyramid scale and stage; on a small image that
-    per-call overhead, not the convolutions, is most of the time (measured on LFW images on 2 cores:
-    338 → 61 ms per 250×250 image, identical boxes and landmarks). ``reduce_retracing`` lets
+    per-call overhead, not the convolutions, is most of the time (LFW 250×250 images, one per call, 2
+    cores: 137 → 43 ms, same boxes and landmarks; ``benchmarks/detection.py``). ``reduce_retracing`` lets
     TensorFlow generalise the traced shapes after the first few calls, so the pyramid's many image
     sizes do not each trigger a new trace. (A fixed all-``None`` input signature traced once but ran
     as slowly as eager here.)
     """
     import tensorflow as tf
 
-    for stage in getattr(mtcnn, "stages", []):
-        model = getattr(stage, "_model", None)
-        if model is None or isinstance(model, tf.types.experimental.PolymorphicFunction):
-            continue
-        stage._model = tf.function(model, reduce_retracing=True)
+    for stage in mtcnn.stages:
+        stage._model = tf.function(stage._model, reduce_retracing=True)
 
 
 class MTCNNDetector:

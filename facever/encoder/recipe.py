@@ -151,59 +151,37 @@ def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: s
     return figures
 
 
-def open_set_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Open-set identification trial on labelled embeddings (the P3 design, on calibration people).
-
-    One random image of every person with ≥ 2 images is enrolled; their other images are known
-    probes; every image of a one-image person is an unknown probe.
-
-    Returns:
-        ``known_dist`` (nearest enrolled distance of each known probe), ``known_correct`` (whether
-        that nearest person is the right one) and ``unknown_dist`` (nearest enrolled distance of
-        each unknown probe); distances in [0, 2].
-    """
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(labels)
-    enrolled_rows, probe_rows = [], []
-    for lab in np.flatnonzero(counts >= 2):
-        rows = np.flatnonzero(labels == lab)
-        pick = rng.choice(rows)
-        enrolled_rows.append(pick)
-        probe_rows += [r for r in rows if r != pick]
-    unknown_rows = np.flatnonzero(counts[labels] == 1)
-    gallery = emb[enrolled_rows]
-    gallery_labels = labels[enrolled_rows]
-
-    def nearest(rows):
-        d = np.linalg.norm(emb[rows][:, None, :] - gallery[None, :, :], axis=2)
-        j = d.argmin(axis=1)
-        return d[np.arange(len(rows)), j], gallery_labels[j]
-
-    kd, kl = nearest(np.asarray(probe_rows, np.int64))
-    ud, _ = nearest(unknown_rows)
-    return kd, kl == labels[probe_rows], ud
-
-
 def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpir: float = 0.01,
                                  description: str = "", seed: int = 0):
-    """The open-set identification threshold: the largest distance at which at most ``target_fpir``
-    of unknown probes are accepted as someone (false positive identification rate).
+    """The open-set identification threshold for a target false positive identification rate.
+
+    The P3 design on calibration people: one random image of every person with ≥ 2 images is
+    enrolled, their other images are known probes, one-image people are unknown probes; scored by
+    :func:`facever.evaluation.open_set_identification` with the gallery's default ``nearest``
+    scoring.
 
     Returns a :class:`~facever.encoder.bundle.Threshold` whose ``far`` is the FPIR and ``frr`` the
-    FNIR (known probes not identified as the right person) at that threshold.
+    FNIR (1 − DIR: known probes not identified as the right person) at that threshold.
+
+    Raises:
+        ValueError: too few unknown probes to resolve ``target_fpir``, or no known probes.
     """
     from facever.encoder.bundle import Threshold
+    from facever.evaluation import open_set_identification
 
-    kd, correct, ud = open_set_scores(emb, labels, seed=seed)
-    if len(ud) == 0 or len(kd) == 0:
-        raise ValueError("open-set calibration needs people with ≥ 2 images and one-image people")
-    ud_sorted = np.sort(ud)
-    allowed = int(np.floor(target_fpir * len(ud)))  # unknown probes that may fall at or below it
-    value = float(ud_sorted[allowed] - 1e-6) if allowed < len(ud) else float(ud_sorted[-1])
-    fpir = float((ud <= value).mean())
-    dir_ = float(((kd <= value) & correct).mean())
-    return Threshold(value=value, far=fpir, frr=1.0 - dir_, target=f"fpir={target_fpir:g}",
-                     calibration_set=description, n_genuine=int(len(kd)), n_impostor=int(len(ud)))
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels)
+    enrolled = [rng.choice(np.flatnonzero(labels == lab)) for lab in np.flatnonzero(counts >= 2)]
+    probes = np.setdiff1d(np.arange(len(labels)), enrolled)
+    probe_labels = np.where(counts[labels[probes]] >= 2, labels[probes], -1)
+    res = open_set_identification(emb[probes], probe_labels, emb[enrolled], labels[enrolled],
+                                  fpirs=[target_fpir], variants=["nearest"])
+    item = next(iter(res["nearest"]["dir_at_fpir"].values()))
+    if not item["resolvable"] or item["dir"] is None:
+        raise ValueError(f"open-set calibration cannot resolve FPIR {target_fpir:g} with "
+                         f"{res['n_unknown_probes']} unknown and {res['n_known_probes']} known probes")
+    return Threshold(value=item["threshold"], far=item["fpir"], frr=1.0 - item["dir"], target=f"fpir={target_fpir:g}",
+                     calibration_set=description, n_genuine=res["n_known_probes"], n_impostor=res["n_unknown_probes"])
 
 
 def build_bundle(trainer: Trainer, prepared: PreparedData, extra: dict | None = None):

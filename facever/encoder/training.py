@@ -132,21 +132,22 @@ class Trainer:
         self.crops = crops
         self.labels = np.asarray(labels, np.int64)
         self.out_dir = Path(out_dir)
+        if validation is not None and len(validation) == 3:  # (crops_a, crops_b, same) → indexed form
+            a, b, same = validation
+            validation = (np.concatenate([a, b]), np.arange(len(a)), len(a) + np.arange(len(b)), same)
         self.validation = validation
         self.teacher = None
         if teacher is not None:
             t = np.asarray(teacher, np.float32)
             mask = np.isfinite(t).all(axis=1)
             t = np.where(mask[:, None], t, 0.0)
+            t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
             if config.teacher_centre and mask.any():
                 # Teachers such as dlib's ResNet put every face inside a narrow cone (|mean unit
                 # vector| ≈ 0.9): matching the mean direction is then a cheap collapsed solution.
                 # Centred targets spread over the sphere (impostor distance ≈ √2).
-                unit = t[mask] / np.maximum(np.linalg.norm(t[mask], axis=1, keepdims=True), 1e-12)
-                self.teacher_mean = unit.mean(axis=0)
-                t = np.where(mask[:, None], t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-                             - self.teacher_mean, 0.0)
-            t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+                t = np.where(mask[:, None], t - t[mask].mean(axis=0), 0.0)
+                t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
             self.teacher, self.teacher_mask = t.astype(np.float32), mask.astype(np.float32)
         self.sampler = PKSampler(self.labels, config.p, config.k, seed=config.seed,
                                  extra_singletons=config.extra_singletons)
@@ -262,15 +263,10 @@ class Trainer:
 
         from facever.matching import best_accuracy_threshold
 
-        if len(self.validation) == 4:
-            crops, i, j, same = self.validation
-            emb = self.embed(crops)
-            ea, eb = emb[np.asarray(i)], emb[np.asarray(j)]
-        else:
-            a, b, same = self.validation
-            ea, eb = self.embed(a), self.embed(b)
+        crops, i, j, same = self.validation
+        emb = self.embed(crops)
         same = np.asarray(same).astype(bool)  # 0/1 ints would index d[same] by position
-        d = np.linalg.norm(ea - eb, axis=1)
+        d = np.linalg.norm(emb[np.asarray(i)] - emb[np.asarray(j)], axis=1)
         tau = best_accuracy_threshold(d, same)
         fpr, tpr, _ = roc_curve(same, -d)
         ok = fpr <= 1e-3
