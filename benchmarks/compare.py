@@ -489,7 +489,7 @@ def facever_stage_pass(verifier, files: list[Path]) -> np.ndarray:
             continue
         face = select_faces(faces, "largest")[0]
         t3 = clock()
-        aligned = align_faces(rgb, [face])
+        aligned = align_faces(rgb, [face], embedder.input_size, embedder.template_name)
         t4 = clock()
         embedder.embed_crops(aligned[0].crop[None])
         t5 = clock()

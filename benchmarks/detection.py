@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from facever.alignment import align_face
-from facever.detection import MTCNNDetector
+from facever.detection import MTCNNDetector  # MTCNN on onnxruntime
 from facever.encoder.datasets import lfw_annotations
 
 

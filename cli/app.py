@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import calibrate, db, enroll, evaluate, identify, people, reindex, train
+from . import calibrate, db, enroll, evaluate, export, identify, people, reindex, train
 from . import verify as verify_cmd
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("reindex")(reindex.reindex)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("calibrate")(calibrate.calibrate)
+app.command("export")(export.export)
 
 
 @app.callback()

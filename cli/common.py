@@ -25,6 +25,10 @@ MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model bundle directory 
 DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy database URL (default: FACEVER_DB or SQLite in FACEVER_HOME).")
 
 
+#: Packages only the training side (train, evaluate, calibrate, export) needs: ``facever[train]``.
+TRAINING_MODULES = frozenset({"tensorflow", "keras", "tf2onnx", "onnx", "sklearn", "mtcnn", "matplotlib"})
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (no rich markup)."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
@@ -58,6 +62,11 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
         raise
     except FaceverError as exc:
         fail(str(exc), as_json=as_json)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in TRAINING_MODULES:
+            fail(f"this command needs the training extra ({exc.name} is not installed): pip install 'facever[train]'",
+                 as_json=as_json)
+        raise
     except (OSError, ValueError) as exc:
         fail(f"{type(exc).__name__}: {exc}", as_json=as_json)
     except KeyboardInterrupt:

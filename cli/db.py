@@ -17,7 +17,8 @@ app = typer.Typer(help="Gallery database maintenance: upgrade, check, backup.", 
 def upgrade(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Create the gallery schema or bring it to this facever's newest revision.
 
-    facever also does this on first use; run it explicitly after upgrading facever.
+    Creates the database if there is none (as `facever enroll` does; other commands only read an
+    existing one). facever also upgrades on first use; run it explicitly after upgrading facever.
 
     Example:
 
@@ -43,7 +44,8 @@ def upgrade(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
 def check(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Check the gallery: schema revision, file integrity (SQLite), orphan rows, counts, model versions.
 
-    Exit code: 0 healthy, 1 problems found, 2 cannot read the database.
+    Never creates a database: a missing one is an error (exit 2). Exit code: 0 healthy, 1 problems
+    found, 2 cannot read the database or there is none.
 
     Example:
 

@@ -18,7 +18,8 @@ def enroll(
                                             help="Folder holding one sub-folder of photos per person (folder name = name)."),
     force: bool = typer.Option(False, "--force", help="Accept faces below the quality bar (too small or blurry)."),
     allow_duplicate: bool = typer.Option(False, "--allow-duplicate",
-                                         help="Enroll even if a face matches another enrolled person (distance < τ)."),
+                                         help="Enroll even if a face is nearer to another enrolled person than a stranger's face "
+                                              "plausibly comes (the duplicate gate)."),
     model: Optional[Path] = MODEL_OPTION,
     db: Optional[str] = DB_OPTION,
     as_json: bool = JSON_OPTION,
@@ -27,8 +28,11 @@ def enroll(
 
     Each photo is reported as enrolled, skipped (the same image bytes are already enrolled for this
     person) or rejected (unreadable, no face, face too small or blurry). Accepted faces of a person
-    are written in one transaction. Exit code: 0 all enrolled or skipped, 1 some photo or person
-    rejected, 2 error (nothing written for that person).
+    are written in one transaction. A new person whose face is nearer to someone already
+    enrolled than a stranger's face comes with probability 1e-6 is refused as a possible duplicate
+    (the message names who; --allow-duplicate overrides). This command creates the gallery database
+    if there is none. Exit code: 0 all enrolled or skipped, 1 some photo or person rejected, 2 error
+    (nothing written for that person).
 
     Examples:
 

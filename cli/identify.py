@@ -14,11 +14,19 @@ from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, err, fail, handle_erro
 def identify(
     images: List[Path] = typer.Argument(..., help="Photos, or folders (every photo directly inside)."),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many nearest people to list per face."),
+    fpir: Optional[float] = typer.Option(
+        None, "--fpir",
+        help="Target chance that a stranger is named as someone (e.g. 0.01); the threshold follows the "
+             "gallery size. Default: the model's (1%)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", min=0.0, max=2.0,
-                                              help="Identification threshold (distance, 0..2); default: the model's."),
+                                              help="Fixed identification threshold (distance, 0..2); overrides --fpir."),
     scoring: str = typer.Option("nearest", "--scoring",
                                 help="Person score: 'nearest' enrolled face or 'mean3' (mean of the 3 nearest)."),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face)."),
+    annotate: Optional[Path] = typer.Option(
+        None, "--annotate", "-a",
+        help="Write the photo with each face boxed and labelled (name or unknown, distance) to this file; "
+             "with several photos give a folder (no suffix)."),
     model: Optional[Path] = MODEL_OPTION,
     db: Optional[str] = DB_OPTION,
     as_json: bool = JSON_OPTION,
@@ -26,14 +34,17 @@ def identify(
     """Identify every face in photos against the enrolled people.
 
     For each face prints the best person, or `unknown` when even the nearest person is farther than
-    the threshold, with the distance and the top-k nearest people. A photo that cannot be read or
-    holds no face is reported and the others go on. Exit code: 0 done, 2 error (some photo failed).
+    the threshold, with the distance and the top-k nearest people. The threshold follows the number
+    of enrolled people so that a stranger is named as someone with the target probability (FPIR);
+    the threshold used and the FPIR it gives are printed (JSON: `threshold`, `threshold_policy`,
+    `expected_fpir`). A photo that cannot be read or holds no face is reported and the others go
+    on. Exit code: 0 done, 2 error (some photo failed, or no gallery at --db).
 
     Examples:
 
-        facever identify group.jpg
+        facever identify group.jpg --annotate group-named.jpg
 
-        facever identify photos/ --top-k 3 --json
+        facever identify photos/ --top-k 3 --fpir 0.001 --json
     """
     failed = False
     results: list[dict] = []
@@ -48,25 +59,79 @@ def identify(
             files.extend(image_files(path) if path.is_dir() else [path])
         if not files:
             fail("no images found in " + ", ".join(str(p) for p in images), as_json=as_json)
-        with Gallery(db, model=model) as gallery:
-            thr = gallery.identify_threshold if threshold is None else threshold
+        if fpir is not None and not 0 < fpir < 1:
+            fail(f"--fpir must be between 0 and 1 (exclusive), e.g. 0.01, not {fpir}", as_json=as_json)
+        with Gallery(db, model=model, create=False) as gallery:
+            targets = _annotation_targets(annotate, files, as_json) if annotate is not None else {}
+            choice = gallery.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
             for path in files:
                 try:
-                    faces = gallery.identify(path, top_k=top_k, threshold=thr, scoring=scoring,
-                                             faces="largest" if largest else "all")
+                    faces = gallery.identify(path, top_k=top_k, threshold=threshold, scoring=scoring,
+                                             faces="largest" if largest else "all", fpir=fpir)
                 except (ImageError, NoFaceError, MultipleFacesError) as exc:
                     failed = True
                     results.append({"image": str(path), "error": str(exc)})
                     if not as_json:
                         err.print(f"error: {exc}", markup=False)
                     continue
-                results.append({"image": str(path), "faces": [f.to_dict() for f in faces]})
+                entry = {"image": str(path), "faces": [f.to_dict() for f in faces]}
+                if path in targets:
+                    entry["annotated"] = str(_write_annotation(path, faces, targets[path]))
+                results.append(entry)
                 if not as_json:
                     _print_faces(str(path), faces)
+                    if "annotated" in entry:
+                        out.print(f"    annotated → {escape(entry['annotated'])}", style="dim")
             version = gallery.model_version
     if as_json:
-        print_json({"threshold": thr, "scoring": scoring, "model_version": version, "images": results})
+        print_json({**choice.to_dict(), "scoring": scoring, "model_version": version, "images": results})
+    else:
+        out.print(_threshold_line(choice), style="dim")
     raise typer.Exit(2 if failed else 0)
+
+
+def _threshold_line(choice) -> str:
+    head = f"threshold {choice.threshold:.4f} ({choice.policy})"
+    if choice.expected_fpir is not None:
+        head += f", expected FPIR {choice.expected_fpir:.3%}"
+    return f"{head}: {choice.note}"
+
+
+def _annotation_targets(target: Path, files: list[Path], as_json: bool) -> dict[Path, Path]:
+    """Where each annotated photo goes: ``target`` itself for one photo, else one file per photo in
+    the folder ``target`` (created)."""
+    from facever.gallery import IMAGE_SUFFIXES
+
+    if target.suffix.lower() in IMAGE_SUFFIXES and not target.is_dir():
+        if len(files) > 1:
+            fail(f"--annotate {target} names one file but {len(files)} photos were given; "
+                 "give a folder (a name without suffix) to annotate several", as_json=as_json)
+        if not target.parent.is_dir():
+            fail(f"--annotate {target}: folder {target.parent} does not exist", as_json=as_json)
+        return {files[0]: target}
+    target.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    out_paths = {}
+    for path in files:
+        name, n = f"{path.stem}.jpg", 1
+        while name in used:
+            n += 1
+            name = f"{path.stem}-{n}.jpg"
+        used.add(name)
+        out_paths[path] = target / name
+    return out_paths
+
+
+def _write_annotation(photo: Path, faces, dest: Path) -> Path:
+    from facever.drawing import annotate, write_image
+    from facever.imaging import load_image
+
+    labels = []
+    for f in faces:
+        who = f.person if f.person is not None else "unknown"
+        labels.append(who if f.distance is None else f"{who} {f.distance:.3f}")
+    boxes = [f.face["box"] for f in faces]
+    return write_image(dest, annotate(load_image(photo), boxes, labels, [f.known for f in faces]))
 
 
 def _print_faces(label: str, faces) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -23,7 +24,7 @@ def list_people(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> N
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db) as gallery:
+        with Gallery(db, create=False) as gallery:
             people = gallery.people()
     if as_json:
         print_json({"people": [p.to_dict() for p in people]})
@@ -39,26 +40,50 @@ def list_people(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> N
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="The person's exact name."),
+         montage: Optional[Path] = typer.Option(
+             None, "--montage",
+             help="Also write the person's stored face crops tiled into one picture (e.g. faces.jpg): "
+                  "a mislabelled enrolment stands out."),
          db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show one person's faces: source, image hash, quality, model versions.
 
-    Example:
+    Examples:
 
         facever people show "Ada Lovelace"
+
+        facever people show "Ada Lovelace" --montage ada-faces.jpg
     """
+    written = None
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db) as gallery:
+        with Gallery(db, create=False) as gallery:
             person = gallery.person(name)
+            if montage is not None:
+                written = _write_montage(gallery, name, montage)
     if as_json:
-        print_json(person.to_dict())
+        data = person.to_dict()
+        if written is not None:
+            data["montage"] = str(written)
+        print_json(data)
         return
     out.print(f"[bold]{escape(person.name)}[/]: {person.n_faces} face(s), enrolled {person.created:%Y-%m-%d %H:%M} UTC")
     for f in person.faces:
         q = f.quality
         out.print(f"  #{f.id}  {escape(f.source)}  sha256 {f.sha256[:12]}  face {q['face_size']:.0f} px  "
                   f"sharpness {q['sharpness']:.0f}  models {', '.join(f.model_versions) or '-'}")
+    if written is not None:
+        out.print(f"montage of {person.n_faces} face(s) → {escape(str(written))}")
+
+
+def _write_montage(gallery, name: str, dest: Path) -> Path:
+    """Tile the person's crops (labelled with their face ids) into ``dest``."""
+    from facever.drawing import montage, write_image
+
+    crops = gallery.face_crops(name)
+    if not crops:
+        raise ValueError(f"{name!r} has no stored face to show")
+    return write_image(dest, montage([c for _, c in crops], labels=[f"#{i}" for i, _ in crops]))
 
 
 @app.command("rename")
@@ -73,7 +98,7 @@ def rename(old: str = typer.Argument(..., help="Current name."), new: str = type
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db) as gallery:
+        with Gallery(db, create=False) as gallery:
             gallery.rename(old, new)
     if as_json:
         print_json({"renamed": old, "to": new})
@@ -97,7 +122,7 @@ def remove(name: str = typer.Argument(..., help="The person's exact name."),
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db) as gallery:
+        with Gallery(db, create=False) as gallery:
             n = gallery.person(name).n_faces
             if not yes and not _confirm(f"remove {name!r} and their {n} face(s)?"):
                 fail("not removed (pass --yes to skip the question)", code=1, as_json=as_json)

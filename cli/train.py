@@ -1,4 +1,7 @@
-"""``facever train``: fit an encoder with triplet loss and online mining, write a model bundle."""
+"""``facever train``: fit an encoder with triplet loss and online mining, write a model bundle.
+
+Two modes: from scratch (``--lfw`` and/or ``--data``), or fine-tuning an existing bundle on the
+user's own folder-per-person photos (``--init default|BUNDLE --data DIR``)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ from .common import JSON_OPTION, err, handle_errors, out, print_json, progress_b
 
 def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Directory for the bundle and checkpoints."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune this bundle ('default': the shipped model) "
+                                       "on --data folders instead of training from scratch."),
+    val_fraction: float = typer.Option(0.25, help="Fine-tuning: share of people (with ≥2 photos) held out for "
+                                       "checkpoint choice and calibration."),
+    distill: float = typer.Option(1.0, help="Fine-tuning: weight of the distillation term towards the --init model."),
     lfw: Optional[Path] = typer.Option(None, "--lfw", help="LFW root (lfw-deepfunneled/, protocol/, annotations/)."),
     data: List[Path] = typer.Option([], "--data", help="Extra identity folders (one sub-folder per person); repeatable."),
     exclude_people: Optional[Path] = typer.Option(None, "--exclude-people", help="People file to exclude from LFW (default: LFW peopleDevTest.txt)."),
@@ -26,30 +34,43 @@ def train(
     architecture: str = typer.Option("resnet_s", help="resnet_s or mobile_s."),
     input_size: int = typer.Option(96, help="Encoder input side in pixels (multiple of 16)."),
     width: int = typer.Option(32, help="Base channel width."),
-    epochs: int = typer.Option(30, min=1),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Default: 30 from scratch, 6 when fine-tuning."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="Default: one pass over the training images."),
     p: int = typer.Option(32, "--p", help="People per batch."),
     k: int = typer.Option(4, "--k", help="Images per person per batch."),
     extra_singletons: int = typer.Option(32, help="Extra random images per batch (more negatives)."),
-    mining: str = typer.Option("batch_hard", help="batch_hard, semi_hard or batch_all."),
-    margin: float = typer.Option(0.2, help="Triplet margin α (distance units)."),
+    mining: Optional[str] = typer.Option(None, help="batch_hard, semi_hard or batch_all (default: batch_hard; "
+                                         "semi_hard when fine-tuning)."),
+    margin: Optional[float] = typer.Option(None, help="Triplet margin α (distance units; default 0.2, 0.1 when fine-tuning)."),
     soft_margin: bool = typer.Option(False, help="Softplus instead of the hinge."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, warm-up + cosine)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (warm-up + cosine; default 1e-3, 3e-5 when fine-tuning)."),
     warmup_steps: int = typer.Option(200),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     seed: int = typer.Option(0),
     cache: Optional[Path] = typer.Option(None, help="Crop cache directory (default: FACEVER_CACHE)."),
-    target_far: float = typer.Option(1e-3, help="FAR at which τ is calibrated on the hold-out pairs."),
+    target_far: Optional[float] = typer.Option(None, help="FAR at which τ is calibrated on the hold-out pairs "
+                                               "(default 1e-3; 1e-2 when fine-tuning, like the shipped model)."),
     target_fpir: float = typer.Option(1e-2, help="False positive identification rate at which the open-set identify threshold is calibrated."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train an encoder and write a calibrated bundle to --out/bundle.
 
-    Example (LFW without its DevTest people, distilled from precomputed teacher embeddings):
+    Examples:
+
+        facever train --init default --data my_people/ --out runs/mine   # fine-tune the shipped model
 
         facever train --lfw ../shared/data/lfw --teacher teacher.npz --distill-weight 2 --out runs/m1
     """
+    if init is not None:
+        _finetune(init, data, out_dir, val_fraction, epochs or 6, mining or "semi_hard", 0.1 if margin is None else margin,
+                  soft_margin, 3e-5 if lr is None else lr, distill, p, k, seed, target_far or 1e-2, target_fpir, as_json)
+        return
+    epochs = epochs or 30
+    mining = mining or "batch_hard"
+    margin = 0.2 if margin is None else margin
+    lr = 1e-3 if lr is None else lr
+    target_far = target_far or 1e-3
     with handle_errors(as_json):
         from facever import config
         from facever.encoder.recipe import build_bundle, calibrate_bundle, prepare_data, resize_to
@@ -108,3 +129,39 @@ def train(
     else:
         out.print(f"bundle written to {out_dir / 'bundle'} (version {version})")
         out.print(f"τ = {figures['tau_far']:.4f}: FAR {figures['far']:.4f}, FRR {figures['frr']:.4f} on the calibration pairs")
+
+
+def _finetune(init: str, data: List[Path], out_dir: Path, val_fraction: float, epochs: int, mining: str, margin: float,
+              soft: bool, lr: float, distill: float, p: int, k: int, seed: int, target_far: float, target_fpir: float,
+              as_json: bool) -> None:
+    """``--init``: fine-tune a bundle on folder-per-person photos, write --out/bundle."""
+    with handle_errors(as_json):
+        if not data:
+            raise typer.BadParameter("fine-tuning needs --data DIR (one sub-folder of photos per person)")
+        for d in data:
+            if not d.is_dir():
+                raise typer.BadParameter(f"{d}: not a folder")
+        from facever.encoder.finetune import FinetuneConfig
+        from facever.encoder.finetune_recipe import finetune_from_folders
+
+        cfg = FinetuneConfig(loss=mining, margin=margin, soft=soft, lr=lr, distill=distill, epochs=epochs,
+                             p=p, k=k, seed=seed)
+
+        def on_epoch(r) -> None:
+            if not as_json and r.val:
+                err.print(f"epoch {r.epoch}/{epochs}: loss {r.loss:.4f} (triplet {r.triplet:.4f}, distill {r.distill:.5f}) | "
+                          f"held-out AUC {r.val['auc']:.4f} EER {r.val['eer']:.4f} TAR@FAR1e-3 {r.val['tar_far1e-3']:.4f}")
+
+        with progress_bar(not as_json) as bar:
+            task = bar.add_task("detecting", total=None)
+            result = finetune_from_folders(None if init == "default" else init, data, out_dir / "bundle", cfg,
+                                           val_fraction=val_fraction, target_far=target_far, target_fpir=target_fpir,
+                                           progress=lambda what, d, t: bar.update(task, description=what, completed=d, total=t),
+                                           on_epoch=on_epoch)
+    if as_json:
+        print_json(result)
+        return
+    b, a = result["before"], result["after"]
+    out.print(f"bundle written to {result['bundle']} (version {result['version']}); best epoch {result['best_epoch']}")
+    out.print(f"held-out people ({result['val_people']}): TAR@FAR1e-3 {b['tar_far1e-3']:.4f} → {a['tar_far1e-3']:.4f}, "
+              f"EER {b['eer']:.4f} → {a['eer']:.4f}, AUC {b['auc']:.4f} → {a['auc']:.4f}")

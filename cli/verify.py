@@ -37,15 +37,18 @@ def verify(
             fail("give either IMAGE2 or --person NAME (exactly one)", as_json=as_json)
         from facever.api import FaceVerifier
 
-        verifier = FaceVerifier(model=model, face_policy="strict" if strict else "largest", threshold=threshold)
+        def load_verifier() -> FaceVerifier:
+            return FaceVerifier(model=model, face_policy="strict" if strict else "largest", threshold=threshold)
+
         if person is not None:
             from facever.gallery import Gallery
 
-            with Gallery(db, verifier=verifier) as gallery:
+            with Gallery(db, create=False) as gallery:  # no gallery: fail before loading the model
+                gallery.verifier = load_verifier()
                 result = gallery.verify_person(image1, person)
             labels = (str(image1), person)
         else:
-            result = verifier.verify(image1, image2, names=(str(image1), str(image2)))
+            result = load_verifier().verify(image1, image2, names=(str(image1), str(image2)))
             labels = (str(image1), str(image2))
     _report(result, labels, as_json)
     raise typer.Exit(0 if result.same else 1)

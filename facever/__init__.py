@@ -24,7 +24,7 @@ from facever.errors import (
     PersonNotFoundError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

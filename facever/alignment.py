@@ -1,8 +1,14 @@
-"""Five-point alignment: a similarity warp to a canonical template, and crop quality figures.
+"""Five-point alignment: a similarity warp to a template, and crop quality figures.
 
-The canonical template is the widely used ArcFace 112×112 five-point layout; for other crop sizes it
-is scaled. Points are ``(x, y)`` pixels, ordered left eye, right eye, nose, left mouth corner, right
-mouth corner (left = image left).
+Two templates (where MTCNN's five points should land in the crop):
+
+* ``"dlib"``: dlib's 150×150 face-chip geometry (``get_face_chip(size=150, padding=0.25)``), fitted
+  for MTCNN's points on LFW DevTrain images by ``scripts/fit_dlib_template.py``; the input of the
+  imported dlib ResNet (the default model) and facever's canonical stored crop;
+* ``"arcface"``: the widely used ArcFace 112×112 layout (the from-scratch encoders).
+
+For other crop sizes a template is scaled. Points are ``(x, y)`` pixels, ordered left eye, right eye,
+nose, left mouth corner, right mouth corner (left = image left).
 """
 
 from __future__ import annotations
@@ -18,13 +24,43 @@ TEMPLATE_112 = np.array(
     dtype=np.float32,
 )
 
-#: Crop size (pixels, square) used for alignment unless told otherwise.
-CANONICAL_SIZE = 112
+#: MTCNN's five points in dlib's 150×150 chip: median over 600 LFW DevTrain images, halves agree
+#: within 0.55 px (``scripts/fit_dlib_template.py``). ``(5, 2)`` float32 pixels.
+TEMPLATE_DLIB_150 = np.array(
+    [[47.55, 45.49], [101.15, 45.58], [74.37, 77.95], [50.65, 104.63], [97.66, 104.74]], dtype=np.float32,
+)
+
+#: Template name → (base size in pixels, ``(5, 2)`` points at that size).
+TEMPLATES: dict[str, tuple[int, np.ndarray]] = {"arcface": (112, TEMPLATE_112), "dlib": (150, TEMPLATE_DLIB_150)}
+
+#: The template and size of crops facever stores (the default model's own input).
+CANONICAL_TEMPLATE = "dlib"
+CANONICAL_SIZE = 150
 
 
-def template(size: int = CANONICAL_SIZE) -> np.ndarray:
-    """Return the ``(5, 2)`` template for a ``size``×``size`` crop."""
-    return TEMPLATE_112 * (size / 112.0)
+def template(size: int = CANONICAL_SIZE, name: str = CANONICAL_TEMPLATE) -> np.ndarray:
+    """Return the ``(5, 2)`` points of template ``name`` for a ``size``×``size`` crop."""
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown alignment template {name!r}; choose from {sorted(TEMPLATES)}")
+    base, points = TEMPLATES[name]
+    return points * (size / float(base))
+
+
+def crop_template(crop_size: int) -> str:
+    """Template of a stored crop from its size: 150 px crops are ``"dlib"``, older 112 px ``"arcface"``."""
+    return "dlib" if crop_size == 150 else "arcface"
+
+
+def convert_crop(crop: np.ndarray, src: str, size: int, dst: str) -> np.ndarray:
+    """Re-warp an aligned ``(s, s, 3)`` crop made with template ``src`` to template ``dst`` at ``size``.
+
+    Used to re-embed stored crops with a model of another geometry; the identity when nothing changes.
+    """
+    s = crop.shape[0]
+    if src == dst and s == size:
+        return crop
+    m = similarity_transform(template(s, src), template(size, dst))
+    return cv2.warpAffine(crop, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -55,17 +91,21 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CANONICAL_SIZE) -> np.ndarray:
-    """Warp ``image`` so the five ``landmarks`` land on the template of a ``size``×``size`` crop.
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CANONICAL_SIZE,
+               template_name: str | None = None) -> np.ndarray:
+    """Warp ``image`` so the five ``landmarks`` land on a template of a ``size``×``size`` crop.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         landmarks: ``(5, 2)`` pixels in ``image``.
         size: side of the square output crop in pixels.
+        template_name: ``"dlib"`` or ``"arcface"``; default: ``"dlib"`` at 150 px, else ``"arcface"``
+            (the convention :func:`crop_template` reads back).
     Returns:
         ``(size, size, 3)`` uint8 RGB crop; areas outside the image are filled by edge replication.
     """
-    m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size))
+    name = template_name or crop_template(size)
+    m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size, name))
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from facever import config
 from facever.detection import Detector, FacePolicy
 from facever.embedding import AlignedFace, FaceEmbedder
-from facever.encoder.bundle import ModelBundle, load_bundle
+from facever.bundle import ModelBundle, load_bundle
 from facever.errors import ModelError, NoModelError
 from facever.matching import VerificationHead, distance
 

@@ -1,8 +1,10 @@
 """Images → detected faces → aligned crops → embeddings (batched, flip test-time augmentation).
 
-Canonical crops are ``CANONICAL_SIZE``×``CANONICAL_SIZE`` (112) uint8 RGB, the size stored in the
-gallery; they are resized (area interpolation) to the model's input size before encoding, exactly as
-in training, so a crop stored once can be re-embedded by any later model.
+Faces are aligned straight to the loaded model's own geometry (``metadata.alignment`` template at
+``metadata.input_size``; 150 px dlib chips for the default model); that crop is what the gallery
+stores. Crops of another geometry (stored by an earlier model) are re-warped to the current one
+before encoding (:func:`facever.alignment.convert_crop`), so a stored crop can be re-embedded by
+any later model. Encoding runs the bundle's exported graph (onnxruntime): no TensorFlow here.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from facever.alignment import CANONICAL_SIZE, CropQuality, align_face, crop_quality
+from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template
+from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, default_detector, select_faces
-from facever.encoder.bundle import ModelBundle
 from facever.imaging import load_image
+
+#: Border added around an image (fraction of each side) for a second detection pass when none was
+#: found: tight face crops (passport-style, or cut by another detector) leave MTCNN no context.
+RETRY_PAD = 0.3
 
 
 @dataclass(frozen=True)
 class AlignedFace:
-    """A face found in an image and its canonical crop.
+    """A face found in an image and its aligned crop.
 
-    Attributes: ``face`` (box, landmarks, score), ``crop`` (112, 112, 3) uint8 RGB, ``quality``.
+    Attributes: ``face`` (box, landmarks, score), ``crop`` ``(S, S, 3)`` uint8 RGB in the model's
+    geometry, ``quality``.
     """
 
     face: Face
@@ -31,29 +38,51 @@ class AlignedFace:
     quality: CropQuality
 
 
-def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
-    """Resize ``(N, s, s, 3)`` uint8 crops to ``(N, size, size, 3)`` with area interpolation."""
+def to_model_crops(crops: np.ndarray, size: int, template_name: str) -> np.ndarray:
+    """``(N, s, s, 3)`` uint8 crops (geometry read from ``s``, see :func:`crop_template`) →
+    ``(N, size, size, 3)`` crops of ``template_name``; unchanged when they already are."""
     crops = np.asarray(crops)
-    if crops.shape[1] == size:
-        return crops
-    return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+    src = crop_template(crops.shape[1])
+    if src == template_name:
+        if crops.shape[1] == size:
+            return crops
+        # same template, another scale: a plain resize (area interpolation, as in training)
+        return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+    return np.stack([convert_crop(c, src, size, template_name) for c in crops])
 
 
-def align_faces(image: np.ndarray, faces: Sequence[Face]) -> list[AlignedFace]:
-    """Align each of ``faces`` found in ``image`` to a canonical crop with its quality figures."""
+def align_faces(image: np.ndarray, faces: Sequence[Face], size: int = 150,
+                template_name: str | None = None) -> list[AlignedFace]:
+    """Align each of ``faces`` found in ``image`` to a ``size`` px crop of ``template_name``."""
     out = []
     for face in faces:
-        crop = align_face(image, face.landmarks, CANONICAL_SIZE)
+        crop = align_face(image, face.landmarks, size, template_name)
         out.append(AlignedFace(face=face, crop=crop, quality=crop_quality(crop, face.landmarks)))
     return out
+
+
+def detect_with_retry(detector: Detector, rgb: np.ndarray) -> list[Face]:
+    """Faces of ``rgb``; when none is found, once more on the image framed by a black border
+    (:data:`RETRY_PAD`), with coordinates mapped back (they may then lie slightly outside)."""
+    faces = detector.detect(rgb)
+    if faces:
+        return faces
+    h, w = rgb.shape[:2]
+    px, py = int(RETRY_PAD * w), int(RETRY_PAD * h)
+    if min(px, py) < 1:
+        return []
+    big = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT, value=0)
+    off = np.array([px, py], np.float32)
+    return [Face(box=(f.box[0] - px, f.box[1] - py, f.box[2] - px, f.box[3] - py),
+                 landmarks=(f.landmarks - off).astype(np.float32), score=f.score) for f in detector.detect(big)]
 
 
 class FaceEmbedder:
     """Runs the whole pipeline with one loaded model bundle and one detector.
 
     Args:
-        bundle: the loaded encoder bundle.
-        detector: a :class:`~facever.detection.Detector` (default: MTCNN).
+        bundle: the loaded encoder bundle (its ``encoder`` maps float32 crops to embeddings).
+        detector: a :class:`~facever.detection.Detector` (default: MTCNN on onnxruntime).
         batch_size: crops per encoder call.
     """
 
@@ -61,7 +90,6 @@ class FaceEmbedder:
         self.bundle = bundle
         self.detector = detector or default_detector()
         self.batch_size = batch_size
-        self._predict = None
 
     @property
     def input_size(self) -> int:
@@ -73,19 +101,20 @@ class FaceEmbedder:
         """Content hash of the loaded model."""
         return self.bundle.version
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        if self._predict is None:
-            import tensorflow as tf
+    @property
+    def template_name(self) -> str:
+        """Alignment template of the model's input crops."""
+        return str(getattr(self.bundle.metadata, "alignment", None) or crop_template(self.input_size))
 
-            model = self.bundle.model
-            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return np.asarray(self._predict(batch.astype(np.float32)))
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.bundle.encoder(batch.astype(np.float32)), np.float32)
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Embed canonical crops.
 
         Args:
-            crops: ``(N, s, s, 3)`` uint8 RGB aligned crops (any s; resized to the input size).
+            crops: ``(N, s, s, 3)`` uint8 RGB aligned crops (any stored geometry; re-warped to the
+                model's when it differs).
         Returns:
             ``(N, D)`` float32 unit vectors; with flip TTA the mean of the crop's and its mirror's
             embeddings, renormalised.
@@ -96,7 +125,7 @@ class FaceEmbedder:
         dim = int(self.bundle.metadata.embedding_dim)
         if len(crops) == 0:
             return np.zeros((0, dim), np.float32)
-        crops = resize_crops(crops, self.input_size)
+        crops = to_model_crops(crops, self.input_size, self.template_name)
         out = np.empty((len(crops), dim), np.float32)
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start:start + self.batch_size]
@@ -115,8 +144,8 @@ class FaceEmbedder:
         """
         label = name or (str(image) if not hasattr(image, "shape") and not isinstance(image, (bytes, bytearray)) else "image")
         rgb = load_image(image, name=name)
-        faces = select_faces(self.detector.detect(rgb), policy=policy, source=label)
-        return align_faces(rgb, faces)
+        faces = select_faces(detect_with_retry(self.detector, rgb), policy=policy, source=label)
+        return align_faces(rgb, faces, self.input_size, self.template_name)
 
     def embed_image(self, image, policy: FacePolicy = "largest", name: str | None = None) -> tuple[list[AlignedFace], np.ndarray]:
         """Faces of one image and their ``(F, D)`` embeddings (F ≥ 1; largest face first)."""

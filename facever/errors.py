@@ -53,3 +53,7 @@ class ModelVersionMismatchError(FaceverError):
 
 class PersonExistsError(FaceverError, ValueError):
     """A person name is already enrolled (on rename or explicit create)."""
+
+
+class NoGalleryError(DatabaseError):
+    """A command that only reads the gallery found no database there (it never creates one)."""

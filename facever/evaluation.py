@@ -773,7 +773,7 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
             if not faces:
                 continue
             face = _central_face(faces, image.shape)
-            crops.append(align_faces(image, [face])[0].crop)
+            crops.append(align_faces(image, [face], embedder.input_size, embedder.template_name)[0].crop)
             rows.append(i)
             found[i] = True
             landmarks[i] = face.landmarks

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_curve
+
+# scikit-learn is imported inside the fitting code only: deciding (inference) needs NumPy alone, and
+# importing scikit-learn costs about a second.
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,6 +59,8 @@ class ThresholdCalibrator:
         if not same.any() or same.all():
             raise ValueError("calibration needs both genuine and impostor pairs")
         if self.target == "far":
+            from sklearn.metrics import roc_curve
+
             # roc_curve on the score -distance: thresholds are candidate -τ values
             # (all thresholds kept: dropping collinear ROC points could skip the largest τ; the
             # first threshold is +inf, "accept nothing", and is not a usable τ)
@@ -106,26 +109,30 @@ class VerificationHead:
         self.C = C
 
     def fit(self, emb1: np.ndarray, emb2: np.ndarray, same: np.ndarray) -> "VerificationHead":
+        from sklearn.linear_model import LogisticRegression
+
         x = np.abs(np.asarray(emb1) - np.asarray(emb2))
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(x, np.asarray(same).astype(int))
+        model = LogisticRegression(C=self.C, max_iter=2000).fit(x, np.asarray(same).astype(int))
+        self.coef_ = np.asarray(model.coef_[0], np.float64)
+        self.intercept_ = float(model.intercept_[0])
         return self
 
     def predict_proba(self, emb1: np.ndarray, emb2: np.ndarray) -> np.ndarray:
-        """Probability in [0, 1] that each pair shows one person; ``(N,)`` or a scalar for 1-D input."""
+        """Probability in [0, 1] that each pair shows one person; ``(N,)`` or a scalar for 1-D input.
+
+        The logistic function of the fitted linear score, in NumPy (scikit-learn's formula)."""
         e1, e2 = np.atleast_2d(emb1), np.atleast_2d(emb2)
-        p = self.model_.predict_proba(np.abs(e1 - e2))[:, 1]
+        z = np.abs(e1 - e2).astype(np.float64) @ self.coef_ + self.intercept_
+        p = 1.0 / (1.0 + np.exp(-z))
         return p if np.ndim(emb1) > 1 else float(p[0])
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "logistic_abs_diff", "coef": self.model_.coef_[0].tolist(),
-                "intercept": float(self.model_.intercept_[0]), "C": self.C}
+        return {"kind": "logistic_abs_diff", "coef": self.coef_.tolist(),
+                "intercept": float(self.intercept_), "C": self.C}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "VerificationHead":
         head = cls(C=data.get("C", 1.0))
-        model = LogisticRegression(C=head.C)
-        model.coef_ = np.asarray([data["coef"]], np.float64)
-        model.intercept_ = np.asarray([data["intercept"]], np.float64)
-        model.classes_ = np.array([0, 1])
-        head.model_ = model
+        head.coef_ = np.asarray(data["coef"], np.float64)
+        head.intercept_ = float(data["intercept"])
         return head

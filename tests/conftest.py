@@ -20,14 +20,14 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def tiny_bundle_dir(tmp_path_factory):
     """A random-weight resnet_s bundle at 32×32 input with a threshold (saved to disk)."""
-    from facever.encoder.bundle import BundleMetadata, ModelBundle, Threshold
+    from facever.encoder.bundle import BundleMetadata, Threshold, TrainableBundle
     from facever.encoder.network import build_encoder
 
     model = build_encoder("resnet_s", input_size=32, width=8)
-    meta = BundleMetadata(architecture="resnet_s", input_size=32,
+    meta = BundleMetadata(architecture="resnet_s", input_size=32, alignment="arcface",
                           threshold=Threshold(value=0.8, far=0.01, frr=0.1, target="test"))
     path = tmp_path_factory.mktemp("bundle") / "tiny"
-    ModelBundle(model, meta, version="").save(path)
+    TrainableBundle(model, meta).save(path)
     return path
 
 
@@ -75,9 +75,9 @@ def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5,
     """A real :class:`FaceVerifier` whose encoder is a fixed random projection of the 16×16 crop
     (no TensorFlow): same person ≈ 0.02 apart, different people ≈ 1.4."""
     from facever.api import FaceVerifier
-    from facever.encoder.bundle import BundleMetadata, ModelBundle, Threshold
+    from facever.bundle import BundleMetadata, ModelBundle, Threshold
 
-    meta = BundleMetadata(architecture="numpy-projection", input_size=16, flip_tta=False,
+    meta = BundleMetadata(architecture="numpy-projection", input_size=16, flip_tta=False, alignment="arcface",
                           threshold=Threshold(value=threshold, far=0.01, frr=0.1),
                           identify_threshold=None if identify_threshold is None else Threshold(value=identify_threshold))
     verifier = FaceVerifier(model=ModelBundle(None, meta, version=version), detector=StubDetector())

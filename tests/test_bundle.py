@@ -1,16 +1,17 @@
-"""Model bundles: save/load round trip, version hash, safe mode, clear errors."""
+"""Model bundles: save (Keras + exported ONNX graph) / load round trip, version hash, clear errors."""
 
 import json
 
 import numpy as np
 import pytest
 
-from facever.encoder.bundle import METADATA_FILE, MODEL_FILE, Threshold, load_bundle, read_metadata
+from facever.bundle import ENCODER_FILE, METADATA_FILE, MODEL_FILE, Threshold, load_bundle, read_metadata
+from facever.encoder.bundle import load_trainable
 from facever.encoder.network import ARCHITECTURES, build_encoder
 from facever.errors import ModelError, NoModelError
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", sorted(set(ARCHITECTURES) - {"dlib_resnet"}))
 def test_encoder_outputs_unit_vectors(arch):
     model = build_encoder(arch, input_size=32, width=8)
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
@@ -24,31 +25,42 @@ def test_bad_architecture_and_size_rejected():
         build_encoder("nope")
     with pytest.raises(ValueError, match="multiple of 16"):
         build_encoder("resnet_s", input_size=50)
+    with pytest.raises(ValueError, match="150x150"):
+        build_encoder("dlib_resnet", input_size=96)
 
 
-def test_round_trip_gives_same_embeddings_and_metadata(tiny_bundle_dir, tmp_path):
+def test_exported_graph_matches_keras_and_round_trips(tiny_bundle_dir, tmp_path):
+    trainable = load_trainable(tiny_bundle_dir)
     bundle = load_bundle(tiny_bundle_dir)
     assert bundle.metadata.threshold == Threshold(value=0.8, far=0.01, frr=0.1, target="test")
-    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    y1 = np.asarray(bundle.model(x, training=False))
-    version = bundle.save(tmp_path / "copy")
+    x = np.random.default_rng(1).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+    keras_out = np.asarray(trainable.model(x, training=False))
+    np.testing.assert_allclose(bundle.encoder(x), keras_out, atol=1e-5)
+    version = trainable.save(tmp_path / "copy")
     again = load_bundle(tmp_path / "copy")
-    np.testing.assert_allclose(np.asarray(again.model(x, training=False)), y1, atol=1e-6)
-    assert again.version == version and len(version) == 16
+    np.testing.assert_allclose(again.encoder(x), keras_out, atol=1e-5)
+    assert again.version == version == bundle.version and len(version) == 16
     assert again.metadata.to_json() == bundle.metadata.to_json()
 
 
+def test_exported_graph_has_one_input(tiny_bundle_dir):
+    import onnx
+
+    graph = onnx.load(str(tiny_bundle_dir / ENCODER_FILE)).graph
+    assert [i.name for i in graph.input] == ["face"]
+
+
 def test_version_changes_with_weights(tiny_bundle_dir, tmp_path):
-    bundle = load_bundle(tiny_bundle_dir)
-    w = bundle.model.get_layer("head_dense").kernel
+    trainable = load_trainable(tiny_bundle_dir)
+    w = trainable.model.get_layer("head_dense").kernel
     w.assign(w.numpy() + 0.01)
-    assert bundle.save(tmp_path / "changed") != load_bundle(tiny_bundle_dir).version
+    assert trainable.save(tmp_path / "changed") != load_bundle(tiny_bundle_dir).version
 
 
 def test_metadata_only_update_keeps_version(tiny_bundle_dir, tmp_path):
-    bundle = load_bundle(tiny_bundle_dir)
-    bundle.save(tmp_path / "b")
-    v = bundle.version
+    trainable = load_trainable(tiny_bundle_dir)
+    v = trainable.save(tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")
     bundle.metadata.threshold = Threshold(value=0.5)
     bundle.save_metadata()
     assert read_metadata(tmp_path / "b").threshold.value == 0.5
@@ -64,9 +76,14 @@ def test_missing_and_broken_bundles_raise_clear_errors(tmp_path, tiny_bundle_dir
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / METADATA_FILE).write_text((tiny_bundle_dir / METADATA_FILE).read_text())
+    with pytest.raises(NoModelError, match=ENCODER_FILE):
+        load_bundle(broken)
+    (broken / ENCODER_FILE).write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match=ENCODER_FILE):
+        load_bundle(broken)
     (broken / MODEL_FILE).write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="cannot load model"):
-        load_bundle(broken)
+        load_trainable(broken)
     newer = tmp_path / "newer"
     newer.mkdir()
     meta = json.loads((tiny_bundle_dir / METADATA_FILE).read_text())

@@ -188,7 +188,7 @@ def test_db_upgrade_check_backup(tmp_path, db):
     res = invoke("db", "check", "--db", f"sqlite:///{corrupt}")
     assert res.exit_code == 2 and "corrupt" in one_error_line(res)
     res = invoke("db", "check", "--db", f"sqlite:///{tmp_path / 'missing.db'}")
-    assert res.exit_code == 2 and "no gallery database here" in one_error_line(res)
+    assert res.exit_code == 2 and "no gallery at" in one_error_line(res)
     res = invoke("db", "backup", tmp_path / "pg.db", "--db", "postgresql://u@127.0.0.1:1/x")
     assert res.exit_code == 2 and "pg_dump" in one_error_line(res)
 

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facever.alignment import CANONICAL_SIZE, TEMPLATE_112
+from facever.alignment import TEMPLATE_112
+from facever.encoder.datasets import CANONICAL_SIZE
 from facever.detection import Face
 from facever.encoder.datasets import (
     PIPELINE_VERSION,

@@ -90,11 +90,11 @@ def test_two_faces_in_one_photo(detector, astronaut):
 
 def test_compiled_mtcnn_stages_give_the_eager_results(astronaut, monkeypatch):
     """The tf.function-wrapped networks (a speed-up) find the same boxes and landmarks as eager Keras."""
-    import facever.detection as detection
+    import facever.encoder.mtcnn_tf as mtcnn_tf
 
-    compiled = detection.MTCNNDetector().detect(astronaut)
-    monkeypatch.setattr(detection, "_compile_stages", lambda mtcnn: None)
-    eager = detection.MTCNNDetector().detect(astronaut)
+    compiled = mtcnn_tf.TFMTCNNDetector().detect(astronaut)
+    monkeypatch.setattr(mtcnn_tf, "_compile_stages", lambda mtcnn: None)
+    eager = mtcnn_tf.TFMTCNNDetector().detect(astronaut)
     assert len(compiled) == len(eager) >= 1
     for a, b in zip(compiled, eager):
         np.testing.assert_allclose(a.box, b.box, atol=0.5)

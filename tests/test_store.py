@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, insert, select, text
 
-from facever.errors import DatabaseError
+from facever.errors import DatabaseError, NoGalleryError
 from facever.store import Database, WriteConflict, check_database, head_revision
 from facever.store import repository as repo
 from facever.store.schema import Base, EmbeddingRow, FaceRow, ModelRow, PersonRow
@@ -188,7 +188,7 @@ def test_bad_urls_are_database_errors(tmp_path):
         Database("::not a url::")
     with pytest.raises(DatabaseError):
         Database("nosuchdialect://host/db")
-    with pytest.raises(DatabaseError, match="no gallery database here"):
+    with pytest.raises(NoGalleryError, match="no gallery at .*missing.db; enroll someone first"):
         Database(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
     with pytest.raises(DatabaseError, match="is a folder"):
         Database(f"sqlite:///{tmp_path}")

@@ -1,163 +1,121 @@
-"""Model bundles: a trained encoder plus the metadata needed to use and trust it.
+"""Model bundles on the training side: save a Keras encoder with its exported graph, load it back.
 
-A bundle is a directory holding
-
-* ``model.keras``: the Keras 3 model (architecture + weights; only built-in layers), loaded with
-  ``safe_mode=True``; no pickle anywhere.
-* ``metadata.json``: architecture, input size, preprocessing, embedding dimension, the verification
-  threshold τ with the FAR/FRR it gave on its calibration set, evaluation figures, training data and
-  settings, and an optional logistic "same person" head (coefficients as JSON numbers).
-
-The model *version* is the SHA-256 of ``model.keras`` (first 16 hex digits): it changes whenever the
-weights change and is what stored embeddings are tagged with.
+:class:`TrainableBundle` couples a Keras model with its :class:`~facever.bundle.BundleMetadata`.
+``save`` writes ``model.keras`` (for further training), exports ``encoder.onnx`` (what inference
+runs, :mod:`facever.encoder.export`) and ``metadata.json``, into a temporary directory that then
+replaces the target, so a failed save never leaves a half-written bundle. The inference side reads
+bundles with :func:`facever.bundle.load_bundle` and never imports this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+import numpy as np
+
+from facever.bundle import (ENCODER_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, Threshold, file_version,
+                            read_metadata, write_metadata)
 from facever.errors import ModelError, NoModelError
 
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 1
+#: Compact trainable weights: float16 arrays ``w0000``, ``w0001``... in ``model.get_weights()`` order.
+WEIGHTS_FILE = "weights.npz"
+
+__all__ = ["TrainableBundle", "load_trainable", "WEIGHTS_FILE", "BundleMetadata", "Threshold", "read_metadata", "file_version",
+           "METADATA_FILE", "MODEL_FILE", "ENCODER_FILE"]
 
 
-@dataclass
-class Threshold:
-    """A calibrated decision threshold on the Euclidean distance between unit embeddings.
+class TrainableBundle:
+    """A Keras ``model`` (float32 unit embeddings) with its ``metadata``; ``version`` once saved."""
 
-    Attributes:
-        value: τ in [0, 2]; pairs with distance ≤ τ are "same".
-        far: false accept rate at τ on the calibration pairs, in [0, 1].
-        frr: false reject rate at τ on the calibration pairs, in [0, 1].
-        target: how τ was chosen, e.g. ``"far=0.001"`` or ``"best_accuracy"``.
-        calibration_set: description of the pairs used (who, how many).
-        n_genuine / n_impostor: number of calibration pairs of each kind.
-    """
-
-    value: float
-    far: float | None = None
-    frr: float | None = None
-    target: str = ""
-    calibration_set: str = ""
-    n_genuine: int = 0
-    n_impostor: int = 0
-
-
-@dataclass
-class BundleMetadata:
-    """Everything about a model except its weights (stored as ``metadata.json``)."""
-
-    architecture: str
-    input_size: int
-    embedding_dim: int = 128
-    preprocessing: str = "align 5-point to ArcFace template (size x size), RGB uint8 values 0..255; model rescales to [-1, 1]"
-    flip_tta: bool = True
-    threshold: Threshold | None = None
-    identify_threshold: Threshold | None = None
-    verification_head: dict[str, Any] | None = None
-    figures: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
-    format_version: int = FORMAT_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BundleMetadata":
-        data = dict(data)
-        if data.get("format_version", 1) > FORMAT_VERSION:
-            raise ModelError(f"model bundle format {data['format_version']} is newer than this facever supports")
-        for key in ("threshold", "identify_threshold"):
-            if data.get(key) is not None:
-                data[key] = Threshold(**data[key])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def file_version(path: Path) -> str:
-    """SHA-256 (first 16 hex digits) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-class ModelBundle:
-    """A loaded bundle: ``model`` (keras.Model), ``metadata`` and ``version``."""
-
-    def __init__(self, model, metadata: BundleMetadata, version: str, path: Path | None = None) -> None:
+    def __init__(self, model, metadata: BundleMetadata, path: Path | None = None, version: str = "") -> None:
         self.model = model
         self.metadata = metadata
-        self.version = version
         self.path = path
+        self.version = version
 
-    def save(self, directory: str | os.PathLike[str]) -> str:
-        """Write the bundle to ``directory`` atomically (created or replaced); return the version."""
+    def save(self, directory: str | os.PathLike[str], half: bool = False) -> str:
+        """Write the bundle to ``directory`` atomically (created or replaced); return the version.
+
+        With ``half`` the weights are rounded to float16 and stored compactly: ``weights.npz``
+        (float16 arrays, rebuilt on the named architecture) instead of ``model.keras``, and float16
+        initializers in ``encoder.onnx``: half the size (what the shipped model uses).
+        """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
+        from facever.encoder.export import export_encoder, round_weights_to_half
+
         tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=directory.parent))
         try:
-            self.model.save(tmp / MODEL_FILE)
-            (tmp / METADATA_FILE).write_text(json.dumps(self.metadata.to_json(), indent=2, sort_keys=True))
+            if half:
+                round_weights_to_half(self.model)
+                weights = self.model.get_weights()
+                np.savez(tmp / WEIGHTS_FILE, **{f"w{i:04d}": w.astype(np.float16) for i, w in enumerate(weights)})
+            else:
+                self.model.save(tmp / MODEL_FILE)
+            export_encoder(self.model, tmp / ENCODER_FILE, half=half)
+            write_metadata(tmp, self.metadata)
+            os.chmod(tmp, 0o755)
             if directory.exists():
                 shutil.rmtree(directory)
             os.replace(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.version = file_version(directory / MODEL_FILE)
         self.path = directory
+        self.version = file_version(directory / ENCODER_FILE)
         return self.version
 
     def save_metadata(self) -> None:
-        """Rewrite only ``metadata.json`` (e.g. after calibration); the version is unchanged."""
+        """Rewrite only ``metadata.json``; the version is unchanged."""
         if self.path is None:
             raise ModelError("bundle has no path yet; call save() first")
-        tmp = self.path / (METADATA_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.metadata.to_json(), indent=2, sort_keys=True))
-        os.replace(tmp, self.path / METADATA_FILE)
+        write_metadata(self.path, self.metadata)
 
 
-def read_metadata(directory: str | os.PathLike[str]) -> BundleMetadata:
-    """Read only the metadata of a bundle (fast: no TensorFlow)."""
-    directory = Path(directory)
-    meta_path = directory / METADATA_FILE
-    if not meta_path.is_file():
-        raise NoModelError(f"{directory}: no model bundle here (missing {METADATA_FILE})")
-    try:
-        return BundleMetadata.from_json(json.loads(meta_path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{meta_path}: unreadable model metadata ({exc})") from exc
+def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
+    """Load ``model.keras`` (Keras safe mode) and the metadata of a bundle, for training or export.
 
-
-def load_bundle(directory: str | os.PathLike[str]) -> ModelBundle:
-    """Load a bundle with Keras safe mode. Raises :class:`NoModelError` / :class:`ModelError`."""
+    Raises:
+        NoModelError: no bundle or no ``model.keras`` there.
+        ModelError: unreadable metadata or model.
+    """
     directory = Path(directory)
     if not directory.exists():
         raise NoModelError(f"{directory}: model bundle not found")
     metadata = read_metadata(directory)
     model_file = directory / MODEL_FILE
-    if not model_file.is_file():
-        raise NoModelError(f"{directory}: no trained model here (missing {MODEL_FILE})")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    if (directory / WEIGHTS_FILE).is_file() and not model_file.is_file():
+        model = _from_weights(directory / WEIGHTS_FILE, metadata)
+    elif not model_file.is_file():
+        raise NoModelError(f"{directory}: no trainable model here (missing {MODEL_FILE} or {WEIGHTS_FILE})")
+    else:
+        import keras
 
-    try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:  # keras raises many types for a bad archive
-        raise ModelError(f"{model_file}: cannot load model ({exc})") from exc
+        try:
+            model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        except Exception as exc:  # keras raises many types for a bad archive
+            raise ModelError(f"{model_file}: cannot load model ({exc})") from exc
     out_dim = int(model.output_shape[-1])
     if out_dim != metadata.embedding_dim:
         raise ModelError(f"{directory}: model outputs {out_dim} dims but metadata says {metadata.embedding_dim}")
-    return ModelBundle(model, metadata, file_version(model_file), directory)
+    version = file_version(directory / ENCODER_FILE) if (directory / ENCODER_FILE).is_file() else ""
+    return TrainableBundle(model, metadata, directory, version)
+
+
+def _from_weights(path: Path, metadata: BundleMetadata):
+    """Rebuild ``metadata.architecture`` and load compact float16 weights (no pickle)."""
+    from facever.encoder.network import build_encoder
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = [data[k].astype(np.float32) for k in sorted(data.files)]
+        model = build_encoder(metadata.architecture, input_size=metadata.input_size,
+                              embedding_dim=metadata.embedding_dim)
+        model.set_weights(arrays)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: cannot load weights ({exc})") from exc
+    return model

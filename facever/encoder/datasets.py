@@ -19,8 +19,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from facever.alignment import CANONICAL_SIZE, align_face
+from facever.alignment import align_face
 from facever.imaging import load_image
+
+#: Training crops: ArcFace template at 112 px (resized to the encoder input), see CropCache.
+CANONICAL_SIZE = 112
 
 #: Bump when detection/alignment changes: cached crops of another version are not reused.
 PIPELINE_VERSION = "mtcnn1.0-min20-arcface112-v1"
@@ -237,7 +240,7 @@ def aligned_crops(dataset: IdentityDataset, cache: CropCache, detector=None,
     Returns:
         ``crops`` ``(N, 112, 112, 3)`` uint8 and ``ok`` ``(N,)`` bool (False = dropped; its crop is 0).
     """
-    from facever.detection import MTCNNDetector
+    from facever.encoder.mtcnn_tf import TFMTCNNDetector as MTCNNDetector
 
     n = len(dataset)
     keys = [file_sha256(dataset.root / p) for p in dataset.paths]

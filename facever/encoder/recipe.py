@@ -110,10 +110,10 @@ def prepare_data(lfw_root: str | None, folders: Sequence[str], cache_dir: str | 
 
 
 def resize_to(crops: np.ndarray, size: int) -> np.ndarray:
-    """Canonical crops resized to the encoder input (same interpolation as inference)."""
-    from facever.embedding import resize_crops
+    """Training crops (ArcFace template) resized to the encoder input (same interpolation as inference)."""
+    from facever.embedding import to_model_crops
 
-    return resize_crops(crops, size)
+    return to_model_crops(crops, size, "arcface")
 
 
 def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: str,
@@ -156,7 +156,9 @@ def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpi
     """The open-set identification threshold for a target false positive identification rate.
 
     The P3 design on calibration people: one random image of every person with ≥ 2 images is
-    enrolled, their other images are known probes, one-image people are unknown probes; scored by
+    enrolled, their other images are known probes, one-image people are unknown probes (when there
+    are too few of them to resolve the FPIR, 30 % of the other people are never enrolled and all
+    their images probe as unknowns); scored by
     :func:`facever.evaluation.open_set_identification` with the gallery's default ``nearest``
     scoring.
 
@@ -171,9 +173,15 @@ def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpi
 
     rng = np.random.default_rng(seed)
     counts = np.bincount(labels)
-    enrolled = [rng.choice(np.flatnonzero(labels == lab)) for lab in np.flatnonzero(counts >= 2)]
+    multi = np.flatnonzero(counts >= 2)
+    unknown = set(np.flatnonzero(counts == 1).tolist())
+    if counts[list(unknown)].sum() < 10 / target_fpir:
+        # too few one-image people to act as strangers: hold out 30 % of the others entirely
+        unknown |= set(rng.choice(multi, int(0.3 * len(multi)), replace=False).tolist())
+        multi = np.array([lab for lab in multi if lab not in unknown], np.int64)
+    enrolled = [rng.choice(np.flatnonzero(labels == lab)) for lab in multi]
     probes = np.setdiff1d(np.arange(len(labels)), enrolled)
-    probe_labels = np.where(counts[labels[probes]] >= 2, labels[probes], -1)
+    probe_labels = np.where(np.isin(labels[probes], list(unknown)), -1, labels[probes])
     res = open_set_identification(emb[probes], probe_labels, emb[enrolled], labels[enrolled],
                                   fpirs=[target_fpir], variants=["nearest"])
     item = next(iter(res["nearest"]["dir_at_fpir"].values()))
@@ -185,14 +193,14 @@ def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpi
 
 
 def build_bundle(trainer: Trainer, prepared: PreparedData, extra: dict | None = None):
-    """Wrap a trained model into a :class:`ModelBundle` with provenance (not yet saved)."""
-    from facever.encoder.bundle import BundleMetadata, ModelBundle
+    """Wrap a trained model into a :class:`TrainableBundle` with provenance (not yet saved)."""
+    from facever.encoder.bundle import BundleMetadata, TrainableBundle
 
     cfg = trainer.config
     counts = np.bincount(prepared.train.labels)
     meta = BundleMetadata(
         architecture=cfg.architecture, input_size=cfg.input_size, embedding_dim=cfg.embedding_dim,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        alignment="arcface", created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         training={
             "config": cfg.to_json(),
             "data": {"source": prepared.train.source, "n_excluded_people": len(prepared.train.excluded),
@@ -205,4 +213,4 @@ def build_bundle(trainer: Trainer, prepared: PreparedData, extra: dict | None = 
             **(extra or {}),
         },
     )
-    return ModelBundle(trainer.model, meta, version="")
+    return TrainableBundle(trainer.model, meta)

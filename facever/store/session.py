@@ -2,7 +2,8 @@
 
 Any SQLAlchemy URL works; SQLite is the default. For a SQLite file, :class:`Database`
 
-* creates the parent folder and the file itself with mode 0600 (before SQLAlchemy touches it);
+* creates the parent folder and the file itself with mode 0600 (before SQLAlchemy touches it), unless
+  told not to (``create=False``: readers get :class:`~facever.errors.NoGalleryError` instead);
 * sets on every connection: WAL journal, ``foreign_keys=ON``, ``busy_timeout`` (30 s) and
   ``secure_delete=ON`` (deleted faces are overwritten with zeros, not left in free pages);
 * starts read transactions with ``BEGIN`` and write transactions with ``BEGIN IMMEDIATE``, so two
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from facever import config
-from facever.errors import DatabaseError
+from facever.errors import DatabaseError, NoGalleryError
 
 #: How long a connection waits for another process's lock before failing, seconds.
 BUSY_TIMEOUT_S = 30.0
@@ -87,7 +88,7 @@ def known_revisions() -> set[str]:
 def _prepare_sqlite_file(path: Path, create: bool) -> None:
     """Create the parent folder and an empty file with mode 0600; refuse a read-only file."""
     if not path.exists() and not create:
-        raise DatabaseError(f"{path}: no gallery database here")
+        raise NoGalleryError(f"no gallery at {path}; enroll someone first")
     if path.exists():
         if path.is_dir():
             raise DatabaseError(f"{path}: is a folder, not a gallery database file")
@@ -110,7 +111,9 @@ class Database:
     Args:
         url: SQLAlchemy URL (default: :func:`facever.config.database_url`).
         upgrade: bring the schema to the newest revision now (first use creates the tables).
-        create: create a missing SQLite file (else raise :class:`DatabaseError`).
+        create: create a missing SQLite file and its folders. With ``create=False`` (every command
+            that only reads) a missing file raises :class:`~facever.errors.NoGalleryError` and
+            nothing is created; other backends are assumed to exist.
 
     Raises:
         DatabaseError: unreachable, corrupt, read-only, or written by a newer facever.

@@ -1,16 +1,5 @@
 """The gallery: enrolled people in a database, searched as one in-memory matrix (1:K identification).
 
->>> from facever.gallery import Gallery
->>> with Gallery() as g:                                         # doctest: +SKIP
-...     g.enroll("Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
-...     [r.person for r in g.identify("group.jpg")]             # e.g. ['Ada Lovelace', None]
-
-Distances are Euclidean between unit embeddings, in [0, 2]. A person's score against a query face
-is the distance to their *nearest* enrolled face (``scoring="nearest"``) or the mean distance to
-their three nearest faces (``"mean3"``). A face is identified as the best-scoring person when that
-score is ≤ the identification threshold (the bundle's ``identify_threshold`` if calibrated, else
-its verification τ), and is ``unknown`` (``person=None``) otherwise.
-
 Embeddings carry the model version that made them; search only uses those of the loaded model, and
 refuses (:class:`~facever.errors.ModelVersionMismatchError`) while any enrolled face lacks one:
 ``Gallery.reindex()`` re-embeds the stored crops.
@@ -20,16 +9,20 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
-from facever.errors import (DatabaseError, DuplicateIdentityError, FaceQualityError, FaceverError, ImageError,
+from facever.errors import (DatabaseError, DuplicateIdentityError, FaceQualityError, ImageError,
                             ModelVersionMismatchError, MultipleFacesError, NoFaceError, PersonExistsError,
                             PersonNotFoundError)
+from facever.gallery.folders import person_folders
+from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold
+from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, PersonDetail,
+                                     PersonSummary, ReindexReport)
+from facever.gallery.search import Scoring, SearchIndex, nearest_k
 from facever.store import repository as repo
 from facever.store.schema import NAME_MAX_LENGTH
 from facever.store.session import Database, WriteConflict
@@ -38,340 +31,16 @@ if TYPE_CHECKING:
     from facever.api import FaceVerifier, VerifyResult
     from facever.embedding import AlignedFace
 
-#: How a person is scored against a query: nearest enrolled face, or mean of the 3 nearest.
-Scoring = Literal["nearest", "mean3"]
-
 #: ``progress(done, total)`` callback for long operations.
 Progress = Callable[[int, int], None]
-
-#: File name endings read as images by :meth:`Gallery.enroll_dir` and the CLI.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif"})
 
 #: Default quality bar: estimated face width in source pixels, Laplacian variance of the crop.
 MIN_FACE_SIZE = 40.0
 MIN_SHARPNESS = 15.0
 
 _WRITE_ATTEMPTS = 3
-_MAX_SIM_ELEMENTS = 1 << 25  # query×gallery similarities computed at once (128 MiB of float32)
-
-# ==============================================================================================
-# Results
-# ==============================================================================================
-@dataclass(frozen=True)
-class ImageOutcome:
-    """What enrolment did with one image.
-
-    ``status`` is ``"enrolled"``, ``"skipped"`` (this exact image is already enrolled for the person)
-    or ``"rejected"`` (``reason`` says why: unreadable, no face, below the quality bar...).
-    """
-
-    source: str
-    status: Literal["enrolled", "skipped", "rejected"]
-    reason: str = ""
-    sha256: str = ""
-    face_id: int | None = None
-    face: dict[str, Any] | None = None
-    quality: dict[str, float] | None = None
-    error: FaceverError | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"source": self.source, "status": self.status, "reason": self.reason, "sha256": self.sha256,
-                "face_id": self.face_id, "face": self.face, "quality": self.quality}
 
 
-@dataclass
-class EnrollReport:
-    """Outcome of enrolling one person: one :class:`ImageOutcome` per image, in input order.
-
-    ``error`` is set (and nothing was written) when :meth:`Gallery.enroll_dir` refused a whole
-    person, e.g. as a duplicate identity.
-    """
-
-    person: str
-    outcomes: list[ImageOutcome] = field(default_factory=list)
-    error: str | None = None
-
-    def _count(self, status: str) -> int:
-        return sum(o.status == status for o in self.outcomes)
-
-    @property
-    def enrolled(self) -> int:
-        """Images newly enrolled."""
-        return self._count("enrolled")
-
-    @property
-    def skipped(self) -> int:
-        """Images already enrolled before."""
-        return self._count("skipped")
-
-    @property
-    def rejected(self) -> int:
-        """Images refused."""
-        return self._count("rejected")
-
-    @property
-    def ok(self) -> bool:
-        """No image rejected and the person not refused."""
-        return self.error is None and self.rejected == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"person": self.person, "enrolled": self.enrolled, "skipped": self.skipped, "rejected": self.rejected,
-                "error": self.error, "images": [o.to_dict() for o in self.outcomes]}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A person and their score (distance in [0, 2]) against a query face."""
-
-    person: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class IdentifyResult:
-    """Identification of one face.
-
-    Attributes:
-        person: the best person, or None (unknown) when their distance > ``threshold`` or the
-            gallery is empty.
-        distance: the best person's score (None for an empty gallery).
-        threshold: the identification threshold used.
-        candidates: the top-k people, nearest first (also when unknown).
-        face / quality: the detected face (box, landmarks, score) and crop quality, if from an image.
-        scoring: ``"nearest"`` or ``"mean3"``.
-        model_version: the model that embedded the face.
-    """
-
-    person: str | None
-    distance: float | None
-    threshold: float
-    candidates: list[Candidate]
-    face: dict[str, Any] | None = None
-    quality: dict[str, float] | None = None
-    scoring: str = "nearest"
-    model_version: str = ""
-
-    @property
-    def known(self) -> bool:
-        """True when the face was identified as an enrolled person."""
-        return self.person is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"person": self.person, "known": self.known,
-                "distance": None if self.distance is None else round(self.distance, 6),
-                "threshold": self.threshold, "scoring": self.scoring,
-                "candidates": [{"person": c.person, "distance": round(c.distance, 6)} for c in self.candidates],
-                "face": self.face, "quality": self.quality, "model_version": self.model_version}
-
-
-@dataclass(frozen=True)
-class PersonSummary:
-    """An enrolled person: ``name``, number of faces, creation time (UTC)."""
-
-    name: str
-    n_faces: int
-    created: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"name": self.name, "faces": self.n_faces, "created": self.created.isoformat()}
-
-
-@dataclass(frozen=True)
-class FaceSummary:
-    """One enrolled face of a person (no crop bytes): source, image hash, box/landmarks in source
-    pixels, detector score, quality figures, creation time, model versions that embedded it."""
-
-    id: int
-    source: str
-    sha256: str
-    box: list[float]
-    landmarks: list[list[float]]
-    score: float
-    quality: dict[str, float]
-    created: datetime
-    model_versions: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"id": self.id, "source": self.source, "sha256": self.sha256, "box": self.box,
-                "landmarks": self.landmarks, "score": self.score, "quality": self.quality,
-                "created": self.created.isoformat(), "model_versions": self.model_versions}
-
-
-@dataclass(frozen=True)
-class PersonDetail:
-    """A person with each of their faces."""
-
-    name: str
-    created: datetime
-    faces: list[FaceSummary]
-
-    @property
-    def n_faces(self) -> int:
-        """Number of enrolled faces."""
-        return len(self.faces)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"name": self.name, "created": self.created.isoformat(), "n_faces": self.n_faces,
-                "faces": [f.to_dict() for f in self.faces]}
-
-
-@dataclass(frozen=True)
-class ReindexReport:
-    """Outcome of :meth:`Gallery.reindex`: faces embedded now, faces in total, old vectors deleted."""
-
-    model_version: str
-    embedded: int
-    total: int
-    pruned: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"model_version": self.model_version, "embedded": self.embedded, "total": self.total,
-                "pruned": self.pruned}
-
-
-# ==============================================================================================
-# In-memory search
-# ==============================================================================================
-def person_distances(queries: np.ndarray, vectors: np.ndarray, starts: np.ndarray,
-                     scoring: Scoring = "nearest") -> np.ndarray:
-    """Score every person against every query.
-
-    Args:
-        queries: ``(Q, D)`` float32 unit vectors.
-        vectors: ``(N, D)`` float32 unit vectors, the rows of each person contiguous.
-        starts: ``(P,)`` int, strictly increasing, ``starts[0] == 0``: first row of each person.
-        scoring: ``"nearest"`` (min distance over the person's rows) or ``"mean3"`` (mean of the
-            three smallest distances; of all rows for people with fewer).
-    Returns:
-        ``(Q, P)`` float32 distances in [0, 2].
-    """
-    queries = np.asarray(queries, np.float32)
-    vectors = np.asarray(vectors, np.float32)
-    starts = np.asarray(starts, np.intp)
-    n_q, n = len(queries), len(vectors)
-    out = np.empty((n_q, len(starts)), np.float32)
-    if n_q == 0 or len(starts) == 0:
-        return out
-    step = max(1, _MAX_SIM_ELEMENTS // max(n, 1))
-    for lo in range(0, n_q, step):
-        sims = queries[lo:lo + step] @ vectors.T                     # (q, N) cosine similarities
-        if scoring == "nearest":
-            best = np.maximum.reduceat(sims, starts, axis=1)        # nearest = most similar row
-            out[lo:lo + step] = np.sqrt(np.clip(2.0 - 2.0 * best, 0.0, 4.0))
-        elif scoring == "mean3":
-            dist = np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, 4.0))
-            out[lo:lo + step] = _mean_smallest(dist, starts, 3)
-        else:
-            raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
-    return out
-
-
-def _mean_smallest(dist: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
-    """Per segment of columns, the mean of the ``k`` smallest values (all, if fewer). ``(q, N) → (q, P)``.
-
-    Exact with ties: each of ``k`` rounds takes the segment minimum as many times as it occurs
-    (capped by what is still needed) and masks it out.
-    """
-    counts = np.diff(np.append(starts, dist.shape[1]))
-    wanted = np.minimum(counts, k).astype(np.float32)
-    remaining = np.broadcast_to(wanted, (len(dist), len(starts))).copy()
-    total = np.zeros_like(remaining)
-    work = dist.copy()
-    for _ in range(k):
-        low = np.minimum.reduceat(work, starts, axis=1)
-        hit = work == np.repeat(low, counts, axis=1)
-        take = np.minimum(np.add.reduceat(hit, starts, axis=1, dtype=np.float32), remaining)
-        total += np.where(take > 0, take * np.where(np.isfinite(low), low, 0.0), 0.0)
-        remaining -= take
-        work[hit] = np.inf
-    return total / wanted
-
-
-def nearest_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest entries of each row of ``(Q, P)`` distances, ascending.
-
-    Uses ``argpartition`` (O(P) per row), then sorts only the ``k`` kept. Returns
-    ``(indices (Q, k'), distances (Q, k'))`` with ``k' = min(k, P)``.
-    """
-    distances = np.asarray(distances)
-    n_q, n_p = distances.shape
-    k = max(0, min(int(k), n_p))
-    if k == 0:
-        return np.zeros((n_q, 0), np.intp), np.zeros((n_q, 0), distances.dtype)
-    idx = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < n_p else np.tile(np.arange(n_p), (n_q, 1))
-    part = np.take_along_axis(distances, idx, axis=1)
-    order = np.argsort(part, axis=1, kind="stable")
-    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-
-class SearchIndex:
-    """Every embedding of one model version as one matrix, rows grouped by person.
-
-    Attributes:
-        vectors: ``(N, D)`` float32 unit vectors.
-        starts: ``(P,)`` first row of each person in ``vectors``.
-        person_ids: ``(P,)`` database ids; ``names``: the ``P`` names.
-        model_version: the model that made the vectors.
-    """
-
-    def __init__(self, row_person_ids: np.ndarray, vectors: np.ndarray, names_by_id: dict[int, str],
-                 model_version: str) -> None:
-        row_person_ids = np.asarray(row_person_ids, np.int64)
-        vectors = np.asarray(vectors, np.float32)
-        if len(row_person_ids) and np.any(np.diff(row_person_ids) < 0):
-            order = np.argsort(row_person_ids, kind="stable")
-            row_person_ids, vectors = row_person_ids[order], vectors[order]
-        self.vectors = vectors
-        self.person_ids, self.starts = np.unique(row_person_ids, return_index=True)
-        self.names = [names_by_id[int(i)] for i in self.person_ids]
-        self.model_version = model_version
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    @property
-    def n_people(self) -> int:
-        """Number of people with at least one vector."""
-        return len(self.starts)
-
-    def rows_of(self, person_id: int) -> np.ndarray:
-        """The ``(n, D)`` vectors of one person (empty if none)."""
-        pos = int(np.searchsorted(self.person_ids, person_id))
-        if pos >= len(self.person_ids) or self.person_ids[pos] != person_id:
-            return self.vectors[:0]
-        end = self.starts[pos + 1] if pos + 1 < len(self.starts) else len(self.vectors)
-        return self.vectors[self.starts[pos]:end]
-
-    def distances(self, queries: np.ndarray, scoring: Scoring = "nearest") -> np.ndarray:
-        """``(Q, D)`` queries → ``(Q, P)`` per-person distances (see :func:`person_distances`)."""
-        return person_distances(queries, self.vectors, self.starts, scoring)
-
-    def add(self, person_id: int, name: str, vectors: np.ndarray) -> None:
-        """Insert one person's new ``(n, D)`` vectors, keeping rows grouped by person id."""
-        vectors = np.asarray(vectors, np.float32).reshape(-1, self.vectors.shape[1])
-        pos = int(np.searchsorted(self.person_ids, person_id))
-        if pos < len(self.person_ids) and self.person_ids[pos] == person_id:
-            end = self.starts[pos + 1] if pos + 1 < len(self.starts) else len(self.vectors)
-            self.vectors = np.insert(self.vectors, end, vectors, axis=0)
-            self.starts[pos + 1:] += len(vectors)
-            return
-        at = self.starts[pos] if pos < len(self.starts) else len(self.vectors)
-        self.vectors = np.insert(self.vectors, at, vectors, axis=0)
-        self.starts = np.insert(self.starts + np.where(np.arange(len(self.starts)) >= pos, len(vectors), 0), pos, at)
-        self.person_ids = np.insert(self.person_ids, pos, person_id)
-        self.names.insert(pos, name)
-
-
-# ==============================================================================================
-# The gallery
-# ==============================================================================================
 @dataclass
 class _Pending:
     """An accepted image waiting to be written."""
@@ -394,6 +63,12 @@ class Gallery:
         scoring: default person scoring for :meth:`identify`: ``"nearest"`` or ``"mean3"``.
         min_face_size: enrolment quality bar, estimated face width in source pixels.
         min_sharpness: enrolment quality bar, Laplacian variance of the grey aligned crop.
+        create: create a missing SQLite database (for writers). Readers pass ``create=False`` and get
+            :class:`~facever.errors.NoGalleryError` instead of a new, empty gallery (a typo in a path
+            must not make everyone unknown). Other backends are assumed to exist.
+
+    Identification thresholds follow the gallery size when the model bundle carries open-set data
+    (see :meth:`threshold_for` and :mod:`facever.open_set`).
 
     Use it as a context manager (or call :meth:`close`). Raises :class:`DatabaseError` when the
     database is unreachable, corrupt, read-only or from a newer facever.
@@ -401,10 +76,11 @@ class Gallery:
 
     def __init__(self, db_url: str | None = None, verifier: "FaceVerifier | None" = None, *,
                  model: str | os.PathLike[str] | None = None, scoring: Scoring = "nearest",
-                 min_face_size: float = MIN_FACE_SIZE, min_sharpness: float = MIN_SHARPNESS) -> None:
+                 min_face_size: float = MIN_FACE_SIZE, min_sharpness: float = MIN_SHARPNESS,
+                 create: bool = True) -> None:
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
-        self.db = Database(db_url)
+        self.db = Database(db_url, create=create)
         self._verifier = verifier
         self._model = model
         self.scoring: Scoring = scoring
@@ -433,16 +109,47 @@ class Gallery:
             self._verifier = FaceVerifier(model=self._model)
         return self._verifier
 
+    @verifier.setter
+    def verifier(self, verifier: "FaceVerifier") -> None:
+        self._verifier = verifier
+        self._index = None
+
     @property
     def model_version(self) -> str:
         """Version of the model embeddings are compared under."""
         return self.verifier.model_version
 
     @property
+    def _metadata(self) -> Any:
+        bundle = getattr(self.verifier, "bundle", None)
+        return getattr(bundle, "metadata", None)
+
+    @property
     def identify_threshold(self) -> float:
-        """Open-set threshold: the bundle's calibrated identification threshold, else τ."""
-        calibrated = getattr(self.verifier.bundle.metadata, "identify_threshold", None)
+        """The model's fixed identification threshold (its calibrated one, else τ).
+
+        Used only when the model has no open-set data; see :meth:`threshold_for` for the threshold
+        identification actually uses.
+        """
+        calibrated = getattr(self._metadata, "identify_threshold", None)
         return float(calibrated.value) if calibrated is not None else float(self.verifier.threshold)
+
+    def threshold_for(self, fpir: float | None = None, threshold: float | None = None,
+                      scoring: Scoring | None = None) -> ThresholdChoice:
+        """The identification threshold for the gallery as it is now, and the FPIR it gives.
+
+        Args:
+            fpir: target probability that a stranger is named as someone (default: the model's
+                open-set ``default_fpir``, 1%).
+            threshold: a fixed threshold (overrides ``fpir``; its expected FPIR is still reported).
+            scoring: person scoring (default: the gallery's).
+        Raises:
+            ModelError: ``fpir`` given but the model has no open-set calibration.
+            ModelVersionMismatchError: enrolled faces lack embeddings by the loaded model.
+        """
+        index = self._search_index()
+        return identification_threshold(self._metadata, float(self.verifier.threshold), len(index), index.n_people,
+                                        fpir=fpir, threshold=threshold, scoring=scoring or self.scoring)
 
     def refresh(self) -> None:
         """Forget the in-memory matrix; the next search reloads it (to see other processes' writes)."""
@@ -462,12 +169,14 @@ class Gallery:
             name: the person's name, stored exactly (any characters but control characters).
             images: paths, encoded image bytes, or ``(H, W, 3)`` RGB uint8 arrays.
             force: accept faces below the quality bar (``min_face_size``, ``min_sharpness``).
-            allow_duplicate: enroll even when a face is within τ of another enrolled person.
+            allow_duplicate: enroll even when a face is nearer than the duplicate gate to another
+                enrolled person (see :meth:`duplicate_threshold`).
             strict: raise the first rejection's error instead of reporting it (nothing is written).
             progress: called as ``progress(images done, images total)``.
 
         Raises:
-            DuplicateIdentityError: a face is nearer than τ to another person (nothing written).
+            DuplicateIdentityError: a face is nearer than the duplicate gate to another person (nothing
+                written); the message names that person, the distance and what to do.
             ModelVersionMismatchError: the gallery holds faces not embedded by this model.
             DatabaseError: the write failed (rolled back).
             ValueError: invalid name.
@@ -534,23 +243,31 @@ class Gallery:
             return f"face too blurry (sharpness {q.sharpness:.1f} < {self.min_sharpness:.1f})"
         return None
 
-    def _check_duplicates(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> None:
-        """Raise :class:`DuplicateIdentityError` if a new face is within τ of another person."""
+    def duplicate_threshold(self) -> ThresholdChoice:
+        """The enrolment duplicate gate for the gallery as it is now (see :func:`~facever.gallery.duplicate_gate`)."""
         index = self._search_index()
-        if index.n_people == 0:
+        return duplicate_gate(self._metadata, float(self.verifier.threshold), len(index), index.n_people)
+
+    def _check_duplicates(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> None:
+        """Raise :class:`DuplicateIdentityError` if a new face is nearer than the duplicate gate to
+        another person (a strict per-comparison false-accept rate, scaled by the gallery size)."""
+        index = self._search_index()
+        if index.n_people == 0 or (index.n_people == 1 and index.names[0] == name):
             return
         dist = index.distances(vectors, "nearest")
         if name in index.names:
             dist[:, index.names.index(name)] = np.inf
         best = np.argmin(dist, axis=1)
         best_d = dist[np.arange(len(dist)), best]
-        tau = float(self.verifier.threshold)
         j = int(np.argmin(best_d))
-        if best_d[j] < tau:
+        gate = self.duplicate_threshold()
+        if best_d[j] < gate.threshold:
             other = index.names[int(best[j])]
             raise DuplicateIdentityError(
-                f"{pending[j].label}: this face is {best_d[j]:.3f} from enrolled person {other!r} "
-                f"(< τ = {tau:.3f}); not enrolling {name!r} (allow_duplicate / --allow-duplicate overrides)")
+                f"{pending[j].label}: this face is {best_d[j]:.3f} from enrolled person {other!r} (duplicate gate "
+                f"{gate.threshold:.3f}: {gate.note}); not enrolling {name!r}. If these are photos of {other!r}, "
+                f"enroll them under that name; if {name!r} is someone else, pass --allow-duplicate "
+                f"(Python: allow_duplicate=True)")
 
     def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> list[int | None]:
         """Write the accepted faces in one transaction; ids, None where another writer got there first."""
@@ -635,11 +352,17 @@ class Gallery:
         return self._index
 
     def search(self, embeddings: np.ndarray, top_k: int = 5, threshold: float | None = None,
-               scoring: Scoring | None = None) -> list[IdentifyResult]:
-        """Identify ``(Q, D)`` embeddings made by the current model (one result per row)."""
+               scoring: Scoring | None = None, fpir: float | None = None) -> list[IdentifyResult]:
+        """Identify ``(Q, D)`` embeddings made by the current model (one result per row).
+
+        The threshold is :meth:`threshold_for` (``threshold``, else from ``fpir`` and the gallery size).
+        """
         scoring = scoring or self.scoring
-        thr = self.identify_threshold if threshold is None else float(threshold)
+        if scoring not in ("nearest", "mean3"):
+            raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
         index = self._search_index()
+        choice = self.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
+        thr = choice.threshold
         emb = np.asarray(embeddings, np.float32).reshape(-1, index.vectors.shape[1])
         idx, dist = nearest_k(index.distances(emb, scoring), max(1, top_k))
         results = []
@@ -649,31 +372,37 @@ class Gallery:
             results.append(IdentifyResult(
                 person=best.person if best is not None and best.distance <= thr else None,
                 distance=best.distance if best is not None else None, threshold=thr,
-                candidates=cands[:max(0, top_k)], scoring=scoring, model_version=index.model_version))
+                candidates=cands[:max(0, top_k)], scoring=scoring, model_version=index.model_version,
+                threshold_policy=choice.policy, expected_fpir=choice.expected_fpir, fpir_target=choice.fpir_target))
         return results
 
     def identify(self, image, top_k: int = 5, threshold: float | None = None, scoring: Scoring | None = None,
-                 faces: Literal["all", "largest"] = "all", name: str | None = None) -> list[IdentifyResult]:
+                 faces: Literal["all", "largest"] = "all", name: str | None = None,
+                 fpir: float | None = None) -> list[IdentifyResult]:
         """Identify the faces in ``image`` (path, bytes or RGB array).
 
         Args:
             top_k: people listed per face, nearest first.
-            threshold: identification threshold (distance); default :attr:`identify_threshold`.
+            threshold: a fixed identification threshold (distance); overrides ``fpir``.
             scoring: ``"nearest"`` or ``"mean3"`` (default: the gallery's).
             faces: ``"all"`` faces in the image (largest first) or only the ``"largest"``.
             name: label of the image in error messages.
+            fpir: target probability that a stranger is named as someone (default: the model's, 1%);
+                the threshold is derived from it and the number of enrolled people and faces. Models
+                without open-set data use their fixed threshold (``threshold_policy`` says which).
         Returns:
-            One :class:`IdentifyResult` per face, largest face first.
+            One :class:`IdentifyResult` per face, largest face first, each stating its threshold,
+            ``threshold_policy`` and ``expected_fpir``.
         Raises:
             ImageError, NoFaceError: unreadable image, no face.
             ModelVersionMismatchError: enrolled faces lack embeddings by the loaded model.
+            ModelError: ``fpir`` given but the model has no open-set calibration.
         """
-        self._search_index()  # fail on a version mismatch before the expensive part
+        self.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)  # fail early, before the expensive part
         aligned = self.verifier.embedder.find_faces(image, policy=faces, name=name)
         emb = self.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
-        results = self.search(emb, top_k=top_k, threshold=threshold, scoring=scoring)
-        return [IdentifyResult(r.person, r.distance, r.threshold, r.candidates, a.face.to_dict(), a.quality.to_dict(),
-                               r.scoring, r.model_version) for r, a in zip(results, aligned)]
+        results = self.search(emb, top_k=top_k, threshold=threshold, scoring=scoring, fpir=fpir)
+        return [replace(r, face=a.face.to_dict(), quality=a.quality.to_dict()) for r, a in zip(results, aligned)]
 
     def verify_person(self, image, name: str) -> "VerifyResult":
         """Is the (largest) face in ``image`` the enrolled person ``name``?
@@ -705,6 +434,17 @@ class Gallery:
                                                     "frontality": f.frontality}, _utc(f.created), versions)
                      for f, versions in repo.person_faces(session, person.id)]
             return PersonDetail(person.name, _utc(person.created), faces)
+
+    def face_crops(self, name: str) -> list[tuple[int, np.ndarray]]:
+        """The stored aligned crops of a person: ``(face id, (112, 112, 3) uint8 RGB)`` in enrolment order.
+
+        Raises :class:`PersonNotFoundError`, :class:`DatabaseError` (a damaged crop).
+        """
+        with self.db.read() as session:
+            person = repo.require_person(session, name)
+            ids = [f.id for f, _versions in repo.person_faces(session, person.id)]
+            rows = dict(repo.crops(session, ids))
+        return [(i, decode_png(rows[i])) for i in ids if i in rows]
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person. Raises :class:`PersonNotFoundError`, :class:`PersonExistsError`."""
@@ -781,9 +521,8 @@ class Gallery:
         return self.db.backup(dest, overwrite=overwrite)
 
 
-# ==============================================================================================
-# Helpers
-# ==============================================================================================
+
+
 def check_name(name: str) -> str:
     """Validate a person name and return it unchanged (names are stored exactly as given).
 
@@ -797,29 +536,6 @@ def check_name(name: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
         raise ValueError(f"a person name must not contain control characters: {name!r}")
     return name
-
-
-def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
-    """``(name, image files)`` for each non-hidden sub-folder of ``root``, sorted by name.
-
-    Image files are those ending in :data:`IMAGE_SUFFIXES` (any case), not hidden, sorted; deeper
-    folders and files directly in ``root`` are ignored. Raises NotADirectoryError/FileNotFoundError.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder")
-    out = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        out.append((sub.name, image_files(sub)))
-    return out
-
-
-def image_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files directly in ``folder`` (by suffix, not hidden), sorted by name."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def encode_png(crop: np.ndarray) -> bytes:

@@ -1,0 +1,43 @@
+"""The gallery: enrolled people in a database, searched as one in-memory matrix (1:K identification).
+
+>>> from facever.gallery import Gallery
+>>> with Gallery() as g:                                         # doctest: +SKIP
+...     g.enroll("Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
+...     [r.person for r in g.identify("group.jpg")]             # e.g. ['Ada Lovelace', None]
+
+Distances are Euclidean between unit embeddings, in [0, 2]. A person's score against a query face
+is the distance to their *nearest* enrolled face (``scoring="nearest"``) or the mean distance to
+their three nearest faces (``"mean3"``). A face is identified as the best-scoring person when that
+score is ≤ the identification threshold, and is ``unknown`` (``person=None``) otherwise.
+
+The threshold follows the gallery: with open-set data in the model bundle it is the distance at
+which a stranger is named as someone with the target probability (FPIR, 1% by default) given how
+many people and faces are enrolled (:mod:`facever.open_set`); without it, the model's fixed
+identification threshold, else its verification τ. Every result states the threshold, how it was
+chosen and the FPIR it gives.
+
+Where things are:
+
+* :mod:`facever.gallery.core`: :class:`Gallery` (enrol, identify, verify_person, manage, reindex).
+* :mod:`facever.gallery.search`: :class:`SearchIndex`, :func:`person_distances`, :func:`nearest_k`.
+* :mod:`facever.gallery.policy`: :class:`ThresholdChoice`, identification threshold and duplicate gate.
+* :mod:`facever.gallery.results`: the result dataclasses (``to_dict()`` = the CLI's ``--json``).
+* :mod:`facever.gallery.folders`: :func:`person_folders`, :func:`image_files`, :data:`IMAGE_SUFFIXES`.
+"""
+
+from facever.errors import NoGalleryError, PersonExistsError
+from facever.gallery.core import (MIN_FACE_SIZE, MIN_SHARPNESS, Gallery, Progress, check_name, decode_png,
+                                  encode_png)
+from facever.gallery.folders import IMAGE_SUFFIXES, image_files, person_folders
+from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold
+from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, PersonDetail,
+                                     PersonSummary, ReindexReport)
+from facever.gallery.search import Scoring, SearchIndex, nearest_k, person_distances
+
+__all__ = [
+    "Gallery", "SearchIndex", "person_distances", "nearest_k", "Scoring", "Progress",
+    "ThresholdChoice", "identification_threshold", "duplicate_gate",
+    "ImageOutcome", "EnrollReport", "Candidate", "IdentifyResult", "PersonSummary", "FaceSummary", "PersonDetail",
+    "ReindexReport", "IMAGE_SUFFIXES", "person_folders", "image_files", "check_name", "encode_png", "decode_png",
+    "MIN_FACE_SIZE", "MIN_SHARPNESS", "PersonExistsError", "NoGalleryError",
+]

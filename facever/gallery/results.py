@@ -1,0 +1,202 @@
+"""What gallery operations return: enrolment reports, identification results, people and faces.
+
+Every result has ``to_dict()``, a JSON-ready view (what ``--json`` prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from facever.errors import FaceverError
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What enrolment did with one image.
+
+    ``status`` is ``"enrolled"``, ``"skipped"`` (this exact image is already enrolled for the person)
+    or ``"rejected"`` (``reason`` says why: unreadable, no face, below the quality bar...).
+    """
+
+    source: str
+    status: Literal["enrolled", "skipped", "rejected"]
+    reason: str = ""
+    sha256: str = ""
+    face_id: int | None = None
+    face: dict[str, Any] | None = None
+    quality: dict[str, float] | None = None
+    error: FaceverError | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"source": self.source, "status": self.status, "reason": self.reason, "sha256": self.sha256,
+                "face_id": self.face_id, "face": self.face, "quality": self.quality}
+
+
+@dataclass
+class EnrollReport:
+    """Outcome of enrolling one person: one :class:`ImageOutcome` per image, in input order.
+
+    ``error`` is set (and nothing was written) when :meth:`Gallery.enroll_dir` refused a whole
+    person, e.g. as a duplicate identity.
+    """
+
+    person: str
+    outcomes: list[ImageOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    def _count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def enrolled(self) -> int:
+        """Images newly enrolled."""
+        return self._count("enrolled")
+
+    @property
+    def skipped(self) -> int:
+        """Images already enrolled before."""
+        return self._count("skipped")
+
+    @property
+    def rejected(self) -> int:
+        """Images refused."""
+        return self._count("rejected")
+
+    @property
+    def ok(self) -> bool:
+        """No image rejected and the person not refused."""
+        return self.error is None and self.rejected == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"person": self.person, "enrolled": self.enrolled, "skipped": self.skipped, "rejected": self.rejected,
+                "error": self.error, "images": [o.to_dict() for o in self.outcomes]}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A person and their score (distance in [0, 2]) against a query face."""
+
+    person: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """Identification of one face.
+
+    Attributes:
+        person: the best person, or None (unknown) when their distance > ``threshold`` or the
+            gallery is empty.
+        distance: the best person's score (None for an empty gallery).
+        threshold: the identification threshold used (distance).
+        candidates: the top-k people, nearest first (also when unknown).
+        face / quality: the detected face (box, landmarks, score) and crop quality, if from an image.
+        scoring: ``"nearest"`` or ``"mean3"``.
+        model_version: the model that embedded the face.
+        threshold_policy: how ``threshold`` was chosen (see :class:`~facever.gallery.ThresholdChoice`):
+            ``"open_set"`` (from the target FPIR and this gallery's size), ``"fixed"`` (given by the
+            caller), ``"identify_threshold"`` or ``"tau"`` (the model has no open-set calibration:
+            its fixed identification threshold, else its verification τ).
+        expected_fpir: probability that a stranger (someone not enrolled) is named as someone at
+            this threshold in this gallery; None when the model cannot tell (no open-set data).
+        fpir_target: the FPIR asked for (``"open_set"`` policy only).
+    """
+
+    person: str | None
+    distance: float | None
+    threshold: float
+    candidates: list[Candidate]
+    face: dict[str, Any] | None = None
+    quality: dict[str, float] | None = None
+    scoring: str = "nearest"
+    model_version: str = ""
+    threshold_policy: str = "fixed"
+    expected_fpir: float | None = None
+    fpir_target: float | None = None
+
+    @property
+    def known(self) -> bool:
+        """True when the face was identified as an enrolled person."""
+        return self.person is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"person": self.person, "known": self.known,
+                "distance": None if self.distance is None else round(self.distance, 6),
+                "threshold": self.threshold, "threshold_policy": self.threshold_policy,
+                "expected_fpir": self.expected_fpir, "fpir_target": self.fpir_target, "scoring": self.scoring,
+                "candidates": [{"person": c.person, "distance": round(c.distance, 6)} for c in self.candidates],
+                "face": self.face, "quality": self.quality, "model_version": self.model_version}
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """An enrolled person: ``name``, number of faces, creation time (UTC)."""
+
+    name: str
+    n_faces: int
+    created: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"name": self.name, "faces": self.n_faces, "created": self.created.isoformat()}
+
+
+@dataclass(frozen=True)
+class FaceSummary:
+    """One enrolled face of a person (no crop bytes): source, image hash, box/landmarks in source
+    pixels, detector score, quality figures, creation time, model versions that embedded it."""
+
+    id: int
+    source: str
+    sha256: str
+    box: list[float]
+    landmarks: list[list[float]]
+    score: float
+    quality: dict[str, float]
+    created: datetime
+    model_versions: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"id": self.id, "source": self.source, "sha256": self.sha256, "box": self.box,
+                "landmarks": self.landmarks, "score": self.score, "quality": self.quality,
+                "created": self.created.isoformat(), "model_versions": self.model_versions}
+
+
+@dataclass(frozen=True)
+class PersonDetail:
+    """A person with each of their faces."""
+
+    name: str
+    created: datetime
+    faces: list[FaceSummary]
+
+    @property
+    def n_faces(self) -> int:
+        """Number of enrolled faces."""
+        return len(self.faces)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"name": self.name, "created": self.created.isoformat(), "n_faces": self.n_faces,
+                "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    """Outcome of :meth:`Gallery.reindex`: faces embedded now, faces in total, old vectors deleted."""
+
+    model_version: str
+    embedded: int
+    total: int
+    pruned: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"model_version": self.model_version, "embedded": self.embedded, "total": self.total,
+                "pruned": self.pruned}

@@ -1,0 +1,750 @@
+"""Open-set thresholds that depend on the gallery size (NumPy only: no TensorFlow, no scikit-learn).
+
+A stranger (someone not enrolled) shown to :meth:`facever.gallery.Gallery.identify` is compared
+with every enrolled face, and is named as *someone* when the nearest one is within the threshold.
+If one comparison falsely accepts with probability ``f`` (the per-comparison false-accept rate at
+the threshold), ``N`` independent comparisons accept a stranger with probability
+
+    FPIR = 1 - (1 - f) ** N                       (false positive identification rate)
+
+so a fixed threshold that is honest for 10 people names most strangers at 100,000. This module
+turns a target FPIR into a distance threshold for the current gallery:
+
+1. :func:`impostor_distribution` measures, once per model on held-out people, the distances
+   between faces of *different* people (every pair, in blocks) and stores them compactly as a
+   JSON-ready dict (the model bundle's ``metadata.open_set``).
+2. :func:`threshold_for_gallery` finds the distance at which the predicted FPIR of this gallery
+   equals the target (bisection), and :func:`expected_fpir` reports the FPIR of any threshold.
+
+**Three effects are modelled, each measured on the calibration people:**
+
+* *The far tail of one comparison.* The pooled per-comparison rate ``f(d)`` (fraction of impostor
+  pairs at distance ≤ d) is stored at a log-spaced grid of rates (1e-9 .. 0.5: ``far`` and
+  ``distance``). Rates are trusted down to ``MIN_TAIL_PAIRS / n_impostor``; below that the grid
+  comes from a *probit-linear tail model* ``Φ⁻¹(f) = a + b·d`` fitted on the two decades just above
+  that limit, and is flagged in ``extrapolated``. On synthetic embeddings with look-alike groups and
+  hub faces this form predicted rates 16× rarer than its fitting data within a factor of 2, mostly
+  erring high (a stricter threshold), and beat the same fit on the cosine similarity and
+  exponential tails. It is validated every time it is made: refitted on a 1/16 thinning of the
+  pairs it must predict the rates the full set still resolves (``tail["validation"]``, log10
+  errors). Without a tail model (too few pairs to fit one) the grid is clamped at the resolved
+  limit, and :func:`far_at_distance` never reports a rate below it.
+* *Some faces are near everyone* (poor photos drift towards a common point: "hubs"), and a
+  stranger from a crowded look-alike group is near many people. False accepts concentrate on such
+  probes, so ``1 - (1 - f) ** N`` with the pooled ``f`` overstates the FPIR of large galleries (on
+  synthetic data it predicted 82% for a fixed threshold where 18% was measured, and the adaptive
+  threshold it gave let the FPIR sink to half its target). Each calibration face is therefore a
+  probe with its own rate ``f_i(d)``: measured from its own impostor distances at and above its
+  ``PROBE_K``-th nearest impostor, below that a probit tail ``Φ(z_i + β (d - d_i))`` whose common
+  slope β makes ``mean_i f_i`` reproduce the pooled tail. The FPIR of ``N_eff`` comparisons is
+  ``mean_i [1 - (1 - f_i) ** N_eff]`` (exact for galleries drawn from the calibration population,
+  given the probe). It is stored per grid distance as the mean rate of the probes in rank bins
+  (finest for the highest rates, which dominate large galleries): ``probes``.
+* *Faces of one person are correlated*, so a person enrolled with ``m`` faces is fewer than ``m``
+  independent chances: ``N_eff = n_people · (n_faces / n_people) ** face_exponent``, the exponent
+  (0: count people, 1: count faces) measured by comparing the rate at which a stranger comes near
+  the nearest of ``m`` = 2, 3 faces of a person with the rate for one face. ``count="faces"`` or
+  ``"people"`` selects the plain counts instead (for comparisons; see ``benchmarks/open_set.py``).
+
+The dict also holds ``validation``: the FPIR measured on random galleries drawn from the
+calibration people at the threshold this module computes for them (in-sample; the held-out check
+is ``benchmarks/open_set.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+#: Target FPIR written into new open-set dicts (probability that a stranger is named as someone).
+DEFAULT_FPIR = 0.01
+
+#: Per-comparison false-accept rate of the enrolment duplicate gate (see :func:`duplicate_threshold`).
+DUPLICATE_FAR = 1e-6
+
+#: Cap on the probability that one face of a distinct new person is refused as a duplicate, at any
+#: gallery size (the per-comparison rate shrinks below :data:`DUPLICATE_FAR` for large galleries).
+DUPLICATE_MAX_REFUSAL = 1e-3
+
+#: Fewest impostor pairs at or below a distance for its empirical rate to be trusted.
+MIN_TAIL_PAIRS = 20
+
+#: A probe's rate is anchored at its PROBE_K-th nearest impostor face.
+PROBE_K = 10
+
+#: Format version of the open-set dict.
+OPEN_SET_VERSION = 1
+
+Count = Literal["effective", "faces", "people"]
+
+_BINS = 1 << 17                 # similarity histogram bins over [-1, 1] (width 1.5e-5)
+_BLOCK_ELEMENTS = 1 << 24       # similarities computed at once (64 MiB of float32)
+_TAIL_FIT_MAX = 1e-2            # highest rate the tail models are fitted on
+_TAIL_FIT_DECADES = 2.0         # width of the fitted range of rates, decades above the resolved limit
+_THIN = 16                      # thinning factor of the tail validation
+_MAX_PROBES = 20000             # calibration faces used as probes of the hub model
+
+
+# ==============================================================================================
+# Normal distribution helpers (no SciPy)
+# ==============================================================================================
+def _erfc(x: np.ndarray) -> np.ndarray:
+    """Complementary error function, vectorised (Numerical Recipes' erfcc: relative error < 1.2e-7)."""
+    x = np.asarray(x, np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    r = t * np.exp(poly)
+    return np.where(x >= 0, r, 2.0 - r)
+
+
+def _norm_cdf(z: np.ndarray | float) -> np.ndarray:
+    return 0.5 * _erfc(-np.asarray(z, np.float64) / math.sqrt(2.0))
+
+
+def _norm_ppf(p: np.ndarray | float) -> np.ndarray:
+    """Inverse standard normal CDF (Acklam's approximation refined by one Halley step)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-300, 1 - 1e-16)
+    a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+         -3.066479806614716e+01, 2.506628277459239e+00]
+    b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+         -1.328068155288572e+01]
+    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+         4.374664141464968e+00, 2.938163982698783e+00]
+    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
+    lo, hi = 0.02425, 1 - 0.02425
+    x = np.empty_like(p)
+    m = p < lo
+    q = np.sqrt(-2 * np.log(p[m]))
+    x[m] = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    m = (p >= lo) & (p <= hi)
+    q = p[m] - 0.5
+    r = q * q
+    x[m] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
+           (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    m = p > hi
+    q = np.sqrt(-2 * np.log1p(-p[m]))
+    x[m] = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    e = _norm_cdf(x) - p                                   # one Halley step
+    u = e * math.sqrt(2 * math.pi) * np.exp(x * x / 2)
+    return x - u / (1 + x * u / 2)
+
+
+def _sim_to_dist(s: np.ndarray | float) -> np.ndarray:
+    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(s, np.float64), 0.0, 4.0))
+
+
+def _dist_to_sim(d: np.ndarray | float) -> np.ndarray:
+    return 1.0 - np.asarray(d, np.float64) ** 2 / 2.0
+
+
+def _at_least_one(rate: np.ndarray, n: float) -> np.ndarray:
+    """``1 - (1 - rate) ** n``, accurate for tiny rates."""
+    rate = np.minimum(np.asarray(rate, np.float64), 1.0 - 1e-16)
+    return -np.expm1(n * np.log1p(-rate))
+
+
+# ==============================================================================================
+# Calibration
+# ==============================================================================================
+def default_far_grid() -> np.ndarray:
+    """The per-comparison false-accept rates the distribution is stored at: 1e-9 .. 0.5, 8 per decade."""
+    return np.unique(np.concatenate([10.0 ** np.arange(-9.0, -0.3 + 1e-9, 0.125), [0.5]]))
+
+
+def _clean(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(embeddings, np.float32)
+    y = np.asarray(labels).ravel()
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError("embeddings must be (N, D) with one label per row")
+    ok = np.isfinite(x).all(axis=1)
+    x, y = x[ok], y[ok]
+    _, codes = np.unique(y, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    return np.ascontiguousarray(x[order]), codes[order].astype(np.int64)
+
+
+def _impostor_histogram(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Counts of the similarities of every different-person pair (each pair once) in :data:`_BINS` bins."""
+    n = len(x)
+    hist = np.zeros(_BINS, np.int64)
+    rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        sims = x[lo:hi] @ x[lo:].T                                   # rows i, columns j ≥ lo
+        keep = (codes[lo:hi, None] != codes[None, lo:]) & (np.arange(lo, hi)[:, None] < np.arange(lo, n)[None, :])
+        s = sims[keep]
+        idx = np.clip(((s + 1.0) * (_BINS / 2.0)).astype(np.int64), 0, _BINS - 1)
+        hist += np.bincount(idx, minlength=_BINS)
+    return hist
+
+
+def _tail_rates(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, f)``: at each bin's lower similarity edge ``s``, the fraction ``f`` of pairs with similarity ≥ s."""
+    total = hist.sum()
+    at_or_above = np.cumsum(hist[::-1])[::-1]
+    edges = np.arange(_BINS) * (2.0 / _BINS) - 1.0
+    return edges, at_or_above / max(total, 1)
+
+
+def _fit_tail(hist: np.ndarray, min_pairs: int) -> dict[str, Any] | None:
+    """Least-squares line ``Φ⁻¹(f) = a + b·d`` over the lowest resolved rates (two decades above the limit)."""
+    n = int(hist.sum())
+    if n == 0:
+        return None
+    s, f = _tail_rates(hist)
+    f_lo = min_pairs / n
+    f_hi = min(_TAIL_FIT_MAX, f_lo * 10 ** _TAIL_FIT_DECADES)
+    if f_hi < f_lo * 10:
+        return None
+    sel = (f >= f_lo) & (f <= f_hi)
+    # one point per distinct rate (bins with no pair repeat the rate of the next one)
+    fs, first = np.unique(f[sel], return_index=True)
+    ds = _sim_to_dist(s[sel][first])
+    # equal weight per part of a decade: average the points in 20 log-rate bins
+    logf = np.log10(fs)
+    edges = np.linspace(logf.min(), logf.max() + 1e-12, 21)
+    which = np.digitize(logf, edges)
+    zs = np.array([np.mean(_norm_ppf(fs[which == k])) for k in np.unique(which)])
+    xs = np.array([np.mean(ds[which == k]) for k in np.unique(which)])
+    if len(xs) < 3:
+        return None
+    b, a = np.polyfit(xs, zs, 1)
+    if not b > 0:
+        return None
+    resid = zs - (a + b * xs)
+    return {"model": "probit_linear_in_distance", "a": float(a), "b": float(b),
+            "fit_far": [float(f_lo), float(f_hi)], "rms_residual_z": float(np.sqrt(np.mean(resid ** 2)))}
+
+
+def _tail_far(tail: dict[str, Any], d: np.ndarray | float) -> np.ndarray:
+    return _norm_cdf(tail["a"] + tail["b"] * np.asarray(d, np.float64))
+
+
+def _tail_distance(tail: dict[str, Any], far: np.ndarray | float) -> np.ndarray:
+    return np.clip((_norm_ppf(far) - tail["a"]) / tail["b"], 0.0, 2.0)
+
+
+def _empirical_distance(hist: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """Largest distance whose empirical rate (pairs at or below it) is ≤ ``far``, per grid rate."""
+    s, f = _tail_rates(hist)
+    # f decreases with s; find for each rate the smallest similarity edge whose rate ≤ far
+    f_rev = f[::-1]                                        # increasing
+    pos = np.searchsorted(f_rev, far, side="right") - 1    # last index with f_rev ≤ far
+    pos = np.clip(pos, 0, _BINS - 1)
+    return _sim_to_dist(s[::-1][pos])
+
+
+def _validate_tail(hist: np.ndarray, tail: dict[str, Any], min_pairs: int, seed: int) -> dict[str, Any] | None:
+    """Refit on a 1/16 thinning and compare its predictions with the full set's resolved rates."""
+    n = int(hist.sum())
+    rng = np.random.default_rng(seed)
+    thin = rng.binomial(hist, 1.0 / _THIN)
+    sub = _fit_tail(thin, min_pairs)
+    if sub is None:
+        return None
+    f_full_lo = min_pairs / n
+    f_sub_lo = min_pairs / max(int(thin.sum()), 1)
+    if f_sub_lo <= f_full_lo * 1.5:
+        return None
+    checked = np.geomspace(f_full_lo, f_sub_lo, 6)
+    d = _empirical_distance(hist, checked)
+    s_edges, f_all = _tail_rates(hist)
+    observed = np.interp(-_dist_to_sim(d), -s_edges[::-1], f_all[::-1])
+    predicted = _tail_far(sub, d)
+    err = np.abs(np.log10(np.maximum(predicted, 1e-300) / np.maximum(observed, 1e-300)))
+    return {"thinning": _THIN, "checked_far": [float(v) for v in observed],
+            "predicted_far": [float(v) for v in predicted], "max_abs_log10_error": float(err.max()),
+            "full_fit_max_abs_log10_error": float(np.abs(np.log10(_tail_far(tail, d) / observed)).max())}
+
+
+def _face_exponent(x: np.ndarray, codes: np.ndarray, seed: int, max_probes: int = 3000,
+                   max_people: int = 2000) -> dict[str, Any]:
+    """Measure how many independent chances a person enrolled with ``m`` faces gives a stranger.
+
+    For ``m`` = 2 and 3 (people with at least ``m`` faces, ``m`` random faces each) and probes of
+    other people, compare the rate at which the nearest of a person's ``m`` faces is within ``t``
+    (``F_m``) with the per-face rate (``F_1``) at the two rarest rates in 1e-4, 3e-4, ... 1e-2
+    that at least 100 per-face pairs resolve (the rare rates are the ones identification uses):
+    ``m_eff = log(1 - F_m) / log(1 - F_1)`` and ``exponent = log(m_eff) / log(m)``, averaged.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    points: list[dict[str, float]] = []
+    for m in (2, 3):
+        people = np.flatnonzero(counts >= m)
+        if len(people) < 20:
+            continue
+        if len(people) > max_people:
+            people = rng.choice(people, max_people, replace=False)
+        rows = np.stack([starts[p] + rng.choice(counts[p], m, replace=False) for p in people])  # (P, m)
+        probes = np.arange(len(x)) if len(x) <= max_probes else rng.choice(len(x), max_probes, replace=False)
+        per_face, per_person = [], []
+        for lo in range(0, len(probes), 256):
+            pr = probes[lo:lo + 256]
+            d = _sim_to_dist(x[pr] @ x[rows.ravel()].T).reshape(len(pr), len(people), m)
+            other = codes[pr][:, None] != people[None, :]                                 # (q, P)
+            per_face.append(d[other].ravel())
+            per_person.append(d.min(axis=2)[other])
+        faces = np.sort(np.concatenate(per_face))
+        persons = np.sort(np.concatenate(per_person))
+        done = 0
+        for f1 in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2):
+            k = int(f1 * len(faces))
+            if k < 100 or done == 2:  # the two rarest rates resolved by ≥ 100 pairs
+                continue
+            done += 1
+            t = faces[k - 1]
+            fm = np.searchsorted(persons, t, side="right") / len(persons)
+            if fm <= 0 or fm >= 1:
+                continue
+            m_eff = math.log1p(-fm) / math.log1p(-f1)
+            points.append({"m": m, "far_one_face": f1, "far_nearest_of_m": float(fm), "m_eff": float(m_eff),
+                           "exponent": float(math.log(max(m_eff, 1e-9)) / math.log(m))})
+    if not points:
+        return {"face_exponent": 1.0, "measured": False,
+                "note": "fewer than 20 calibration people with 2+ faces: counting every face (conservative)",
+                "points": []}
+    exponent = float(np.clip(np.mean([p["exponent"] for p in points]), 0.0, 1.0))
+    return {"face_exponent": exponent, "measured": True, "points": points}
+
+
+def _probe_rates(x: np.ndarray, codes: np.ndarray, t: np.ndarray, k: int, seed: int,
+                 max_probes: int = _MAX_PROBES) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per probe face: its impostor count ``M``, ``z = Φ⁻¹(k / M)``, ``d`` = distance to its ``k``-th
+    nearest impostor face, and ``counts[:, j]`` = its impostor faces at distance ≤ ``t[j]``.
+    Faces with ``M < 10·k`` are skipped; at most ``max_probes`` random faces are used."""
+    n = len(x)
+    impostors = n - np.bincount(codes)[codes]
+    probes = np.flatnonzero(impostors >= 10 * k)
+    if len(probes) > max_probes:
+        probes = np.sort(np.random.default_rng(seed).choice(probes, max_probes, replace=False))
+    sim_thr = np.sort(_dist_to_sim(t))                       # ascending similarities
+    n_t = len(sim_thr)
+    kth = np.empty(len(probes), np.float64)
+    counts = np.zeros((len(probes), n_t), np.int64)
+    rows = max(1, (_BLOCK_ELEMENTS // 4) // max(n, 1))
+    for lo in range(0, len(probes), rows):
+        pr = probes[lo:lo + rows]
+        sims = x[pr] @ x.T
+        sims[codes[pr][:, None] == codes[None, :]] = -np.inf
+        kth[lo:lo + len(pr)] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+        level = np.searchsorted(sim_thr, sims, side="right")  # thresholds at or below each similarity
+        per_row = np.bincount((level + (n_t + 1) * np.arange(len(pr))[:, None]).ravel(),
+                              minlength=(n_t + 1) * len(pr)).reshape(len(pr), n_t + 1)
+        at_least = np.cumsum(per_row[:, ::-1], axis=1)[:, ::-1]  # at_least[:, m] = #{level ≥ m}
+        counts[lo:lo + len(pr)] = at_least[:, 1:][:, ::-1]     # similarity ≥ sim_thr[m], in t order
+    m_imp = impostors[probes].astype(np.float64)
+    return m_imp, _norm_ppf(k / m_imp), _sim_to_dist(kth), counts
+
+
+def _window_points(hist: np.ndarray, min_pairs: int, n_points: int = 20) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(distances, rates)`` of the pooled tail at ``n_points`` log-spaced rates of the fitting window."""
+    n = int(hist.sum())
+    f_lo = min_pairs / max(n, 1)
+    f_hi = min(_TAIL_FIT_MAX, f_lo * 10 ** _TAIL_FIT_DECADES)
+    if f_hi < f_lo * 10:
+        return None
+    s, f = _tail_rates(hist)
+    f_rev = f[::-1]                                             # increasing with distance
+    idx = np.unique(np.searchsorted(f_rev, np.geomspace(f_lo, f_hi, n_points)))
+    idx = idx[(idx < len(f_rev)) & (f_rev[np.minimum(idx, len(f_rev) - 1)] > 0)]
+    if len(idx) < 3:
+        return None
+    return _sim_to_dist(s[::-1][idx]), f_rev[idx]
+
+
+def _fit_probe_slope(hist: np.ndarray, z: np.ndarray, d: np.ndarray, min_pairs: int) -> tuple[float, float] | None:
+    """The common slope β of ``f_i(t) = Φ(z_i + β (t - d_i))`` that makes ``mean_i f_i`` match the
+    pooled tail (least squares on log rates, golden-section search over log β); and its rms log10 error."""
+    pts = _window_points(hist, min_pairs)
+    if pts is None or len(z) < 50:
+        return None
+    t, rate = pts
+
+    def loss(log_beta: float) -> float:
+        pred = _norm_cdf(z[None, :] + math.exp(log_beta) * (t[:, None] - d[None, :])).mean(axis=1)
+        return float(np.sum((np.log(np.maximum(pred, 1e-300)) - np.log(rate)) ** 2))
+
+    lo, hi = math.log(0.5), math.log(500.0)
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = loss(a), loss(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = loss(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = loss(b)
+    log_beta = (lo + hi) / 2
+    return math.exp(log_beta), math.sqrt(loss(log_beta) / len(t)) / math.log(10)
+
+
+def _rank_bins(n: int) -> np.ndarray:
+    """Start ranks of probe bins, finest at the top (1, 1, 1, 1, 2, 2, 3, 4, 6, ... probes): bin ``b``
+    holds the probes ranked ``[edge[b], edge[b+1])`` by rate, highest first."""
+    edges = np.unique(np.round(2.0 ** (np.arange(0, 2 * math.log2(max(n, 2)) + 2) / 2)).astype(np.int64) - 1)
+    edges = edges[edges < n]
+    return np.unique(np.concatenate([[0], edges]))
+
+
+def _probe_model(x: np.ndarray, codes: np.ndarray, hist: np.ndarray, t_grid: np.ndarray, min_pairs: int,
+                 seed: int) -> dict[str, Any] | None:
+    """The per-probe mixture: each calibration face's own impostor rate at every grid distance
+    (empirical at and above its ``PROBE_K``-th nearest impostor, probit tail with the common slope
+    below), summarised per distance by the mean rate of probes in rank bins (finest for the
+    highest rates, which dominate the FPIR of large galleries)."""
+    t = np.unique(np.asarray(t_grid, np.float64))
+    m_imp, z, d, counts = _probe_rates(x, codes, t, PROBE_K, seed)
+    fit = _fit_probe_slope(hist, z, d, min_pairs)
+    if fit is None:
+        return None
+    beta, rms = fit
+    empirical = counts / m_imp[:, None]
+    modelled = _norm_cdf(z[:, None] + beta * (t[None, :] - d[:, None]))
+    rates = np.where(counts >= PROBE_K, empirical, np.minimum(modelled, PROBE_K / m_imp[:, None]))
+    rates = -np.sort(-rates, axis=0)                          # per distance, highest rate first
+    edges = _rank_bins(len(rates))
+    sizes = np.diff(np.append(edges, len(rates)))
+    means = np.add.reduceat(rates, edges, axis=0) / sizes[:, None]   # (bins, T)
+    return {"model": "per_probe_mixture", "k": PROBE_K, "beta": round(beta, 5), "rms_log10_error": round(rms, 4),
+            "n_probes": int(len(rates)), "distance": [round(float(v), 6) for v in t],
+            "bin_weights": [float(f"{w:.6g}") for w in sizes / len(rates)],
+            "rates": [[float(f"{v:.4g}") for v in row] for row in means.T]}
+
+
+def _mixture_curve(probes: dict[str, Any], n_eff: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(distances, FPIR)`` of the mixture at its grid for ``n_eff`` comparisons."""
+    rates = np.asarray(probes["rates"], np.float64)          # (T, bins)
+    weights = np.asarray(probes["bin_weights"], np.float64)
+    return np.asarray(probes["distance"], np.float64), _at_least_one(rates, n_eff) @ weights
+
+
+def _probe_fpir(probes: dict[str, Any], t: float, n_eff: float) -> float:
+    """FPIR at distance ``t``: log-linear between grid distances, extrapolated below the first two."""
+    grid, fpir = _mixture_curve(probes, n_eff)
+    logf = np.log(np.maximum(fpir, 1e-300))
+    if t <= grid[0]:
+        slope = (logf[1] - logf[0]) / max(grid[1] - grid[0], 1e-12)
+        return float(math.exp(logf[0] + slope * (t - grid[0])))
+    if t >= grid[-1]:
+        return float(fpir[-1])
+    return float(math.exp(np.interp(t, grid, logf)))
+
+
+def _validate_galleries(x: np.ndarray, codes: np.ndarray, open_set: dict[str, Any], seed: int,
+                        max_probes: int = 3000) -> list[dict[str, Any]]:
+    """FPIR measured on random galleries of the calibration people (up to 3 faces each) at the
+    threshold computed for them; strangers are the faces of everyone else."""
+    rng = np.random.default_rng(seed + 7)
+    n_people = int(codes.max()) + 1
+    rows_of = np.split(np.arange(len(codes)), np.cumsum(np.bincount(codes))[:-1])
+    target = float(open_set["default_fpir"])
+    out = []
+    for size, repeats in ((10, 20), (100, 5), (1000, 2)):
+        if size > n_people // 2:
+            break
+        accepted = total = faces = 0
+        for _ in range(repeats):
+            chosen = rng.choice(n_people, size, replace=False)
+            gallery = np.concatenate([rng.permutation(rows_of[p])[:3] for p in chosen])
+            strangers = np.flatnonzero(~np.isin(codes, chosen))
+            if len(strangers) > max_probes:
+                strangers = rng.choice(strangers, max_probes, replace=False)
+            thr, _ = threshold_for_gallery(open_set, len(gallery), size)
+            best = np.full(len(strangers), -1.0)
+            for lo in range(0, len(strangers), 1024):
+                best[lo:lo + 1024] = (x[strangers[lo:lo + 1024]] @ x[gallery].T).max(axis=1)
+            accepted += int((_sim_to_dist(best) <= thr).sum())
+            total += len(strangers)
+            faces += len(gallery)
+        out.append({"people": size, "faces": round(faces / repeats, 1), "fpir_target": target,
+                    "fpir_measured": round(accepted / max(total, 1), 5), "stranger_probes": total})
+    return out
+
+
+def impostor_distribution(embeddings: np.ndarray, labels: np.ndarray, *, description: str = "",
+                          default_fpir: float = DEFAULT_FPIR, far_grid: np.ndarray | None = None,
+                          min_tail_pairs: int = MIN_TAIL_PAIRS, seed: int = 0) -> dict[str, Any]:
+    """Calibrate the open-set policy of a model on held-out people (never enrolled, never trained on).
+
+    Args:
+        embeddings: ``(N, D)`` unit vectors; NaN rows (no face) are ignored.
+        labels: ``(N,)`` person of each row (any hashable values).
+        description: who the people are (stored, shown to users).
+        default_fpir: the target FPIR identification uses unless told otherwise.
+        far_grid: per-comparison rates to store the distance at (default :func:`default_far_grid`).
+        min_tail_pairs: fewest pairs at or below a distance for its empirical rate to be trusted.
+        seed: for the subsamples (tail validation, probes, face exponent, gallery validation).
+
+    Returns:
+        A JSON-ready dict (store it as the bundle's ``metadata.open_set``)::
+
+            kind, version, description, default_fpir, duplicate_far
+            n_people, n_faces, n_impostor          # calibration size (faces = valid rows)
+            far: [...], distance: [...]            # one impostor comparison falls at or below
+                                                   # distance with probability far (increasing)
+            extrapolated: [...]                    # True where the tail model, not data, gave it
+            min_resolved_far                       # min_tail_pairs / n_impostor
+            tail: {model, a, b, fit_far, rms_residual_z, validation} | None
+            probes: {model, k, beta, rms_log10_error, n_probes,   # hub model: per distance,
+                     distance, bin_weights, rates} | None   # the mean rate of probes in rank bins
+            face_exponent, face_exponent_detail    # N_eff = people · (faces/people) ** exponent
+            validation: [{people, faces, fpir_target, fpir_measured, stranger_probes}, ...]
+
+        Sizes: about 20 KB of JSON.
+
+    Raises:
+        ValueError: fewer than 2 people or no impostor pair.
+    """
+    if not 0 < default_fpir < 1:
+        raise ValueError("default_fpir must be in (0, 1)")
+    x, codes = _clean(embeddings, labels)
+    n_people = int(codes.max()) + 1 if len(codes) else 0
+    if n_people < 2:
+        raise ValueError("need faces of at least 2 people to measure impostor distances")
+    hist = _impostor_histogram(x, codes)
+    n_imp = int(hist.sum())
+    if n_imp == 0:
+        raise ValueError("no impostor pair")
+    grid = default_far_grid() if far_grid is None else np.unique(np.asarray(far_grid, np.float64))
+    if grid.min() <= 0 or grid.max() >= 1:
+        raise ValueError("far_grid values must be in (0, 1)")
+    f_resolved = min(1.0, min_tail_pairs / n_imp)
+    tail = _fit_tail(hist, min_tail_pairs)
+    if tail is not None:
+        tail["validation"] = _validate_tail(hist, tail, min_tail_pairs, seed)
+    dist = _empirical_distance(hist, grid)
+    extrapolated = grid < f_resolved
+    if tail is not None:
+        dist = np.where(extrapolated, _tail_distance(tail, grid), dist)
+    else:  # clamp at the resolved limit
+        dist = np.where(extrapolated, _empirical_distance(hist, np.array([f_resolved]))[0], dist)
+    dist = np.maximum.accumulate(dist)             # monotone in the rate
+    probes = _probe_model(x, codes, hist, dist, min_tail_pairs, seed)
+    exponent = _face_exponent(x, codes, seed)
+    out = {
+        "kind": "impostor_distribution", "version": OPEN_SET_VERSION,
+        "description": description or f"{n_people} held-out people, {len(x)} faces",
+        "default_fpir": float(default_fpir), "duplicate_far": DUPLICATE_FAR,
+        "n_people": n_people, "n_faces": int(len(x)), "n_impostor": n_imp,
+        "far": [float(v) for v in grid], "distance": [round(float(v), 6) for v in dist],
+        "extrapolated": [bool(v) for v in extrapolated], "min_resolved_far": float(f_resolved),
+        "tail": tail, "probes": probes,
+        "face_exponent": round(exponent["face_exponent"], 4), "face_exponent_detail": exponent,
+    }
+    out["validation"] = _validate_galleries(x, codes, out, seed)
+    return out
+
+
+# ==============================================================================================
+# Use
+# ==============================================================================================
+def validate(open_set: dict[str, Any]) -> None:
+    """Raise ValueError unless ``open_set`` looks like :func:`impostor_distribution`'s output."""
+    if not isinstance(open_set, dict) or open_set.get("kind") != "impostor_distribution":
+        raise ValueError("not an open-set impostor distribution")
+    if int(open_set.get("version", 0)) > OPEN_SET_VERSION:
+        raise ValueError(f"open-set data version {open_set['version']} is newer than this facever supports")
+    far, dist = open_set.get("far"), open_set.get("distance")
+    if not far or not dist or len(far) != len(dist):
+        raise ValueError("open-set data needs equally long 'far' and 'distance' lists")
+    probes = open_set.get("probes")
+    if probes:
+        rates, weights, grid = probes.get("rates"), probes.get("bin_weights"), probes.get("distance")
+        if not rates or not weights or not grid or len(rates) != len(grid) or len(grid) < 2 \
+                or any(len(row) != len(weights) for row in rates):
+            raise ValueError("open-set 'probes' needs a rates row per distance, one rate per bin weight")
+
+
+def effective_count(open_set: dict[str, Any], n_faces: int, n_people: int, count: Count = "effective",
+                    scoring: str = "nearest") -> float:
+    """The number of independent comparisons a stranger gets in a gallery (0 for an empty one).
+
+    ``"effective"``: ``n_people · (n_faces / n_people) ** face_exponent``; ``"faces"``: every face;
+    ``"people"``: one per person. With ``scoring="mean3"`` a person yields one averaged score, so
+    people are counted (an average of distances is never below the nearest one, so the nearest-face
+    model makes the result an upper bound on the FPIR).
+    """
+    if count not in ("effective", "faces", "people"):
+        raise ValueError(f"unknown count {count!r}; use 'effective', 'faces' or 'people'")
+    n_faces, n_people = int(n_faces), int(n_people)
+    if n_people <= 0:
+        return 0.0
+    n_faces = max(n_faces, n_people)
+    if scoring == "mean3" or count == "people":
+        return float(n_people)
+    if count == "faces":
+        return float(n_faces)
+    alpha = float(open_set.get("face_exponent", 1.0))
+    return n_people * (n_faces / n_people) ** alpha
+
+
+def distance_at_far(open_set: dict[str, Any], far: float) -> float:
+    """The distance at which one impostor comparison is accepted with probability ``far`` (pooled).
+
+    Between grid points: linear in log-rate. Below the grid: the tail model (or the smallest stored
+    distance when there is none). Above it: the largest stored distance.
+    """
+    grid = np.log(np.asarray(open_set["far"], np.float64))
+    dist = np.asarray(open_set["distance"], np.float64)
+    lf = math.log(max(float(far), 1e-300))
+    if lf < grid[0]:
+        tail = open_set.get("tail")
+        return float(min(dist[0], _tail_distance(tail, math.exp(lf)))) if tail else float(dist[0])
+    return float(np.interp(lf, grid, dist))
+
+
+def far_at_distance(open_set: dict[str, Any], distance: float) -> float:
+    """Pooled per-comparison false-accept rate of a threshold ``distance`` (inverse of :func:`distance_at_far`).
+
+    Never below the smallest rate the data (or its tail model) supports.
+    """
+    grid = np.asarray(open_set["far"], np.float64)
+    dist = np.asarray(open_set["distance"], np.float64)
+    d = float(distance)
+    if d < dist[0]:
+        tail = open_set.get("tail")
+        return float(min(grid[0], _tail_far(tail, d))) if tail else float(grid[0])
+    if d >= dist[-1]:
+        return 1.0 if d >= 2.0 else float(grid[-1])
+    pos = int(np.searchsorted(dist, d, side="right"))  # dist[pos-1] ≤ d < dist[pos]
+    lo, hi = pos - 1, pos
+    w = (d - dist[lo]) / (dist[hi] - dist[lo])
+    return float(math.exp(math.log(grid[lo]) + w * (math.log(grid[hi]) - math.log(grid[lo]))))
+
+
+def fpir_for(far: float, n_eff: float) -> float:
+    """``1 - (1 - far) ** n_eff``: at least one of ``n_eff`` independent comparisons accepts."""
+    if n_eff <= 0:
+        return 0.0
+    return float(_at_least_one(min(max(float(far), 0.0), 1.0), n_eff))
+
+
+def far_for(fpir: float, n_eff: float) -> float:
+    """Per-comparison rate that gives ``fpir`` over ``n_eff`` comparisons (inverse of :func:`fpir_for`)."""
+    return float(-math.expm1(math.log1p(-float(fpir)) / max(float(n_eff), 1.0)))
+
+
+def expected_fpir(open_set: dict[str, Any], threshold: float, n_faces: int, n_people: int,
+                  scoring: str = "nearest", count: Count = "effective") -> float:
+    """The FPIR a ``threshold`` gives in a gallery of ``n_people`` people with ``n_faces`` faces.
+
+    With the hub model (``open_set["probes"]``): ``mean_i [1 - (1 - f_i(threshold)) ** N_eff]``;
+    without it: ``1 - (1 - f(threshold)) ** N_eff`` with the pooled rate.
+    """
+    n_eff = effective_count(open_set, n_faces, n_people, count, scoring)
+    if n_eff <= 0:
+        return 0.0
+    probes = open_set.get("probes")
+    if probes:
+        return _probe_fpir(probes, float(threshold), n_eff)
+    return fpir_for(far_at_distance(open_set, threshold), n_eff)
+
+
+def _solve(open_set: dict[str, Any], n_eff: float, fpir: float) -> float:
+    """Largest distance whose predicted FPIR over ``n_eff`` comparisons is ≤ ``fpir``."""
+    probes = open_set.get("probes")
+    if not probes:
+        return distance_at_far(open_set, far_for(fpir, n_eff))
+    grid, curve = _mixture_curve(probes, n_eff)
+    if curve[-1] <= fpir:
+        return float(grid[-1])
+    logf = np.log(np.maximum(curve, 1e-300))
+    target = math.log(fpir)
+    j = int(np.searchsorted(curve, fpir, side="right"))     # curve[j-1] ≤ fpir < curve[j]
+    if j == 0:                                              # below the grid: extrapolate
+        slope = (logf[1] - logf[0]) / max(grid[1] - grid[0], 1e-12)
+        return float(max(0.0, grid[0] + (target - logf[0]) / slope)) if slope > 0 else float(grid[0])
+    w = (target - logf[j - 1]) / max(logf[j] - logf[j - 1], 1e-300)
+    return float(grid[j - 1] + w * (grid[j] - grid[j - 1]))
+
+
+def threshold_for_gallery(open_set: dict[str, Any], n_faces: int, n_people: int, fpir: float | None = None,
+                          scoring: str = "nearest", count: Count = "effective") -> tuple[float, float]:
+    """The identification threshold that keeps the FPIR at ``fpir`` in this gallery.
+
+    Args:
+        open_set: :func:`impostor_distribution`'s dict (the bundle's ``metadata.open_set``).
+        n_faces, n_people: enrolled faces and people (searched under the current model).
+        fpir: target probability that a stranger is named as someone (default: the dict's
+            ``default_fpir``).
+        scoring: the person scoring identification uses (``"nearest"`` or ``"mean3"``).
+        count: how comparisons are counted (see :func:`effective_count`).
+    Returns:
+        ``(threshold, expected_fpir)``: the distance threshold, and the FPIR predicted for it here:
+        the target, unless the data cannot promise it (pooled model clamped at its resolved limit),
+        or 0 for an empty gallery (whose threshold is the one for a single comparison).
+    """
+    validate(open_set)
+    fpir = float(open_set.get("default_fpir", DEFAULT_FPIR) if fpir is None else fpir)
+    if not 0 < fpir < 1:
+        raise ValueError(f"fpir must be in (0, 1), got {fpir}")
+    n_eff = effective_count(open_set, n_faces, n_people, count, scoring)
+    thr = _solve(open_set, max(n_eff, 1.0), fpir)
+    if n_eff <= 0:
+        return thr, 0.0
+    return thr, expected_fpir(open_set, thr, n_faces, n_people, scoring, count)
+
+
+def duplicate_threshold(open_set: dict[str, Any], n_faces: int, n_people: int,
+                        far: float | None = None, max_refusal: float = DUPLICATE_MAX_REFUSAL) -> tuple[float, float]:
+    """Threshold of the enrolment duplicate gate: a new face nearer than it to someone is refused.
+
+    The pooled per-comparison false-accept rate is at most ``far`` (default: the dict's
+    ``duplicate_far``, 1e-6), and the threshold is lowered further in large galleries so that the
+    chance that one face of a distinct new person is refused stays at most ``max_refusal``
+    (predicted as :func:`expected_fpir`).
+
+    Returns ``(threshold, refusal probability per face of a distinct person)``.
+    """
+    validate(open_set)
+    far = float(open_set.get("duplicate_far", DUPLICATE_FAR) if far is None else far)
+    n_eff = max(effective_count(open_set, n_faces, n_people), 1.0)
+    thr = min(distance_at_far(open_set, far), _solve(open_set, n_eff, max_refusal))
+    return thr, expected_fpir(open_set, thr, max(n_faces, 1), max(n_people, 1))
+
+
+# ==============================================================================================
+# Synthetic identities (tests and benchmarks)
+# ==============================================================================================
+def synthetic_embeddings(n_people: int, per_person: int | tuple[int, int] = 3, dim: int = 128, *,
+                         groups: int = 8, group_weight: float = 0.45, spread: float = 0.55,
+                         hub_weight: float = 0.35, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered unit vectors that behave like face embeddings, for tests and benchmarks.
+
+    People belong to ``groups`` look-alike groups (their centres share ``group_weight`` of a group
+    direction); each face is its person's centre plus isotropic noise (``spread``) plus a random
+    amount of one shared "hub" direction (``hub_weight``: poor photos drift towards a common point,
+    so some faces are near many people, as in real embeddings). ``per_person`` is a count or a
+    ``(low, high)`` range (inclusive). Returns ``(embeddings (N, dim) float32, labels (N,) int)``.
+    """
+    rng = np.random.default_rng(seed)
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    group_dirs = unit(rng.normal(size=(groups, dim)))
+    hub = unit(rng.normal(size=dim))
+    group = rng.integers(0, groups, n_people)
+    own = unit(rng.normal(size=(n_people, dim)))
+    centres = unit(group_weight * group_dirs[group] + math.sqrt(1 - group_weight ** 2) * own)
+    if isinstance(per_person, tuple):
+        counts = rng.integers(per_person[0], per_person[1] + 1, n_people)
+    else:
+        counts = np.full(n_people, int(per_person))
+    labels = np.repeat(np.arange(n_people), counts)
+    n = len(labels)
+    noise = rng.normal(size=(n, dim)) * (spread / math.sqrt(dim))
+    hubness = np.abs(rng.normal(size=(n, 1))) * hub_weight
+    x = unit(centres[labels] + noise + hubness * hub)
+    return x.astype(np.float32), labels
