@@ -3,7 +3,8 @@
 Usage:
     python benchmarks/open_set.py runs/emb/lfw.npz runs/emb/pins.npz runs/emb/bollywood.npz \\
         --holdout HOLDOUT.txt [--lfw-people ../shared/data/lfw/protocol/peopleDevTest.txt] \\
-        [--fpir 0.01] [--per-person 3] [--min-images 3] [--repeats 10] [--out runs/open_set]
+        [--fpir 0.01] [--per-person 3] [--min-images 3] [--max-per-person 10] [--repeats 10] \\
+        [--splits 5] [--seed 0] [--out runs/open_set]
     python benchmarks/open_set.py --synthetic 6000        # no data needed: synthetic identities
 
 Inputs are embedding caches (``.npz``): ``names`` (relative paths ``Person/file.jpg``), ``embeddings``
@@ -12,11 +13,12 @@ path component, prefixed with the cache's file stem (``lfw/George_W_Bush``). Onl
 are used: in caches whose stem starts with ``lfw``, the people of ``--lfw-people`` (LFW DevTest by
 default); in the others, the people listed in ``--holdout`` (one per line, ``NAME`` or
 ``stem/NAME``; ``#`` comments). A non-LFW cache without a holdout list is refused (its people may
-have been trained on) unless ``--all-people``.
+have been trained on) unless ``--all-people``. At most ``--max-per-person`` random faces of each
+person are kept (default 10: the pins/bollywood people have ~100 photos each, LFW people one or two).
 
-Method:
+Method, repeated over ``--splits`` random splits and pooled:
 
-1. The held-out people are split in two halves by identity (``--seed``). The impostor distribution
+1. The held-out people are split in two halves by identity. The impostor distribution
    (:func:`facever.open_set.impostor_distribution`) is calibrated on half A only.
 2. Half B: a quarter of its people are *strangers* (never enrolled). The others form the pool; a
    person with at least ``--min-images`` valid faces can be enrolled with up to ``--per-person`` of
@@ -31,11 +33,13 @@ Method:
      distance scale, so this stands in for "a fixed threshold");
    * ``fixed_pair_far_1pct``: the distance at a per-pair false-accept rate of 1% (how τ is chosen).
    FPIR = stranger probes whose nearest person is within the threshold; DIR = genuine probes whose
-   nearest person is right *and* within it (nearest-face scoring).
+   nearest person is right *and* within it (nearest-face scoring). ``(exp)`` is the FPIR the
+   calibration predicts for that threshold and gallery (:func:`facever.open_set.expected_fpir`).
 4. Duplicate gate: the people of one half are enrolled one by one in random order (up to
    ``--per-person`` faces each) with the gate of :func:`facever.open_set.duplicate_threshold`
    calibrated on the *other* half (and then the halves swapped): every refusal is a false one (all
-   people are distinct). The old gate (distance at per-pair FAR 1%, like τ) is counted alongside.
+   people are distinct). The old gate (distance at per-pair FAR 1%, like τ) is counted alongside,
+   and the share of true duplicates caught (an enrolled person's other photos under a new name).
 
 Prints a table, writes ``OUT/open_set.json`` and, when matplotlib is installed, ``OUT/open_set.png``.
 Target: FPIR within ±50% of the target at every gallery size.
@@ -115,7 +119,19 @@ def load_inputs(args) -> tuple[np.ndarray, np.ndarray, str]:
         parts.append(f"{path.stem}: {len(np.unique(y))} people, {len(y)} faces")
     if not xs:
         sys.exit("no embedding caches given (or --synthetic N)")
-    return np.concatenate(xs), np.concatenate(ys), "; ".join(parts)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if args.max_per_person:
+        keep = cap_per_person(y, args.max_per_person, args.seed)
+        x, y = x[keep], y[keep]
+        parts.append(f"at most {args.max_per_person} faces per person: {len(y)} faces")
+    return x, y, "; ".join(parts)
+
+
+def cap_per_person(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Indices keeping at most ``cap`` random rows of each person."""
+    rng = np.random.default_rng(seed + 11)
+    keep = [rng.permutation(np.flatnonzero(labels == p))[:cap] for p in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -136,8 +152,9 @@ def best_people(probes: np.ndarray, gallery: np.ndarray, starts: np.ndarray) -> 
     return best, d[np.arange(len(d)), best]
 
 
-def identification(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], args) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(args.seed + 1)
+def identification(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], args, seed: int) -> list[dict[str, Any]]:
+    """Counts per gallery size (the last row: the whole pool, key ``"all"``) for one split."""
+    rng = np.random.default_rng(seed + 1)
     people = np.unique(y)
     rng.shuffle(people)
     n_strangers = max(1, len(people) // 4)
@@ -189,21 +206,43 @@ def identification(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], args)
                 a["n_genuine"] += len(g_dist)
                 a["thr"].append(float(thr))
                 expected[pol].append(osm.expected_fpir(open_set, thr, n_faces, size))
-        row: dict[str, Any] = {"people": size, "faces": faces_total / repeats, "repeats": repeats}
+        row: dict[str, Any] = {"key": size if size != len(pool) else "all", "people": size,
+                               "faces": faces_total / repeats, "galleries": repeats}
         for pol in POLICIES:
             a = acc[pol]
-            row[pol] = {"threshold": float(np.mean(a["thr"])), "fpir": a["fa"] / max(a["n_strangers"], 1),
-                        "false_accepts": a["fa"], "stranger_probes": a["n_strangers"],
-                        "dir": a["hits"] / a["n_genuine"] if a["n_genuine"] else None, "genuine_probes": a["n_genuine"],
-                        "expected_fpir": float(np.mean(expected[pol]))}
+            row[pol] = {"threshold": a["thr"], "false_accepts": a["fa"], "stranger_probes": a["n_strangers"],
+                        "hits": a["hits"], "genuine_probes": a["n_genuine"], "expected_fpir": expected[pol]}
         rows.append(row)
-        print_row(row, args.fpir)
     return rows
 
 
+def aggregate(splits: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Pool the counts of every split per gallery size (sizes every split reached, then "all")."""
+    keys = [r["key"] for r in splits[0] if all(any(q["key"] == r["key"] for q in rows) for rows in splits)]
+    out = []
+    for key in keys:
+        rows = [next(q for q in split if q["key"] == key) for split in splits]
+        row: dict[str, Any] = {"people": float(np.mean([r["people"] for r in rows])),
+                               "faces": float(np.mean([r["faces"] for r in rows])), "all_of_pool": key == "all",
+                               "galleries": sum(r["galleries"] for r in rows), "splits": len(rows)}
+        for pol in POLICIES:
+            c = [r[pol] for r in rows]
+            fa, ns = sum(v["false_accepts"] for v in c), sum(v["stranger_probes"] for v in c)
+            hits, ng = sum(v["hits"] for v in c), sum(v["genuine_probes"] for v in c)
+            per_split = [v["false_accepts"] / max(v["stranger_probes"], 1) for v in c]
+            row[pol] = {"threshold": float(np.mean([t for v in c for t in v["threshold"]])),
+                        "fpir": fa / max(ns, 1), "fpir_per_split": [round(v, 5) for v in per_split],
+                        "false_accepts": fa, "stranger_probes": ns,
+                        "dir": hits / ng if ng else None, "genuine_probes": ng,
+                        "expected_fpir": float(np.mean([e for v in c for e in v["expected_fpir"]]))}
+        out.append(row)
+    return out
+
+
 def print_header() -> None:
-    print(f"{'people':>7} {'faces':>7} | " + " | ".join(f"{p:^27}" for p in POLICIES))
-    print(f"{'':>7} {'':>7} | " + " | ".join(f"{'thr':>6} {'FPIR':>7} {'(exp)':>6} {'DIR':>5}" for _ in POLICIES))
+    print(f"{'people':>7} {'faces':>7} | {'adaptive FPIR by split':^24} | " + " | ".join(f"{p:^27}" for p in POLICIES))
+    print(f"{'':>7} {'':>7} | {'min .. max':^24} | "
+          + " | ".join(f"{'thr':>6} {'FPIR':>7} {'(exp)':>6} {'DIR':>5}" for _ in POLICIES))
 
 
 def print_row(row: dict[str, Any], target: float) -> None:
@@ -213,13 +252,17 @@ def print_row(row: dict[str, Any], target: float) -> None:
         mark = "" if abs(c["fpir"] - target) <= 0.5 * target else "!"
         dir_ = f"{c['dir']:.3f}" if c["dir"] is not None else "  -  "
         cells.append(f"{c['threshold']:6.3f} {c['fpir']:6.2%}{mark or ' '} {c['expected_fpir']:6.2%} {dir_:>5}")
-    print(f"{row['people']:>7} {row['faces']:>7.0f} | " + " | ".join(cells), flush=True)
+    spread = row["adaptive"]["fpir_per_split"]
+    people = f"{row['people']:.0f}" + ("*" if row["all_of_pool"] else "")
+    print(f"{people:>7} {row['faces']:>7.0f} | {min(spread):>10.2%} .. {max(spread):<10.2%} | " + " | ".join(cells),
+          flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
 # Duplicate gate
 # ----------------------------------------------------------------------------------------------
-def duplicate_gate(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], per_person: int, seed: int) -> dict[str, Any]:
+def duplicate_gate(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], per_person: int,
+                   seed: int) -> dict[str, Any]:
     """Enrol every person of ``(x, y)`` in random order through the gate; all refusals are false."""
     rng = np.random.default_rng(seed)
     people = np.unique(y)
@@ -242,7 +285,17 @@ def duplicate_gate(x: np.ndarray, y: np.ndarray, open_set: dict[str, Any], per_p
                 continue
         enrolled = np.concatenate([enrolled, faces])
         n_people += 1
+    # the same people coming back under a new name with their other photos: caught?
+    thr, _ = osm.duplicate_threshold(open_set, len(enrolled), n_people)
+    returning = caught = 0
+    for p in people:
+        rows = rng.permutation(np.flatnonzero(y == p))
+        if len(rows) > per_person:
+            own, other = x[rows[:per_person]], x[rows[per_person:2 * per_person]]
+            caught += bool(np.sqrt(np.clip(2 - 2 * (other @ own.T), 0, 4)).min() < thr)
+            returning += 1
     return {"people": int(len(people)), "refused": refused, "refusal_rate": refused / max(len(people), 1),
+            "true_duplicates": returning, "true_duplicates_caught": caught,
             "refused_old_gate": refused_old, "old_gate_threshold": float(old_thr),
             "gate_threshold_first_last": [float(thresholds[0]), float(thresholds[-1])] if thresholds else None,
             "expected_refusals": round(expected, 3)}
@@ -257,7 +310,7 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    sizes = [r["people"] for r in rows]
+    sizes = [r["people"] for r in rows]  # the last point: the whole pool (mean over splits)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for pol in POLICIES:
         ax1.plot(sizes, [r[pol]["fpir"] for r in rows], marker="o", label=pol)
@@ -270,6 +323,7 @@ def plot(rows: list[dict[str, Any]], target: float, path: Path) -> bool:
         ax.set_title(name)
         ax.grid(alpha=0.3)
     ax1.set_yscale("log")
+    ax1.set_ylim(min(0.2 * target, ax1.get_ylim()[0]), 1.0)
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -283,53 +337,78 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lfw-people", type=Path, default=DEFAULT_LFW_PEOPLE,
                     help="held-out LFW people (default: LFW peopleDevTest.txt)")
     ap.add_argument("--all-people", action="store_true", help="use every person of every cache (not held out!)")
+    ap.add_argument("--max-per-person", type=int, default=osm.MAX_PER_PERSON,
+                    help="keep at most this many random faces per person, everywhere: calibration, galleries, "
+                         "probes (default 10, so that the pins/bollywood people with ~100 photos each do not "
+                         "outweigh the LFW people with one or two; 0: all)")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N", help="use N synthetic people instead of caches")
     ap.add_argument("--fpir", type=float, default=osm.DEFAULT_FPIR, help="target FPIR (default 0.01)")
     ap.add_argument("--per-person", type=int, default=3, help="faces enrolled per person (default 3)")
     ap.add_argument("--min-images", type=int, default=3,
                     help="fewest valid faces for a person to be enrolled (default 3; 1 enrols everyone)")
     ap.add_argument("--repeats", type=int, default=10, help="random galleries per size (default 10)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="first split's seed")
+    ap.add_argument("--splits", type=int, default=5, help="random A/B splits of the people, pooled (default 5)")
     ap.add_argument("--out", type=Path, default=Path("runs/open_set"), help="folder for open_set.json/.png")
     args = ap.parse_args(argv)
 
     t0 = time.time()
     x, y, source = load_inputs(args)
-    half_a, half_b = split_halves(y, args.seed)
     print(f"data: {source}")
-    print(f"half A (calibration): {len(np.unique(y[half_a]))} people, {half_a.sum()} faces; "
-          f"half B (galleries, probes): {len(np.unique(y[half_b]))} people, {half_b.sum()} faces")
-    cal_a = osm.impostor_distribution(x[half_a], y[half_a], description="half A of: " + source, default_fpir=args.fpir)
-    tail = cal_a["tail"] or {}
-    val = tail.get("validation") or {}
-    print(f"calibration: {cal_a['n_impostor']:,} impostor pairs, resolved to {cal_a['min_resolved_far']:.1e}; "
-          f"tail model {tail.get('model', 'none')} (validation max |log10 error| "
-          f"{val.get('max_abs_log10_error', float('nan')):.2f}); face exponent {cal_a['face_exponent']:.2f} "
-          f"({'measured' if cal_a['face_exponent_detail']['measured'] else 'default'})")
-    print(f"\ntarget FPIR {args.fpir:.2%}; '!' marks FPIR outside ±50% of it; (exp) = FPIR the calibration predicts")
+    print(f"target FPIR {args.fpir:.2%}; {args.splits} random splits of the people into halves A/B "
+          f"(seeds {args.seed}..{args.seed + args.splits - 1})")
+    per_split, dup, calibrations = [], [], []
+    for k in range(args.splits):
+        seed = args.seed + k
+        half_a, half_b = split_halves(y, seed)
+        cal_a = osm.impostor_distribution(x[half_a], y[half_a], description="half A of: " + source,
+                                          default_fpir=args.fpir, seed=seed)
+        cal_b = osm.impostor_distribution(x[half_b], y[half_b], description="half B of: " + source,
+                                          default_fpir=args.fpir, seed=seed)
+        tail = cal_a["tail"] or {}
+        val = tail.get("validation") or {}
+        print(f"split {seed}: A {len(np.unique(y[half_a]))} people / {half_a.sum()} faces, "
+              f"B {len(np.unique(y[half_b]))} / {half_b.sum()}; calibration on A: {cal_a['n_impostor']:,} pairs, "
+              f"resolved to {cal_a['min_resolved_far']:.1e}, tail validation |log10 err| ≤ "
+              f"{val.get('max_abs_log10_error', float('nan')):.2f}, face exponent {cal_a['face_exponent']:.2f}",
+              flush=True)
+        calibrations.append({k2: v for k2, v in cal_a.items()
+                             if k2 not in ("far", "distance", "extrapolated", "probes")})
+        per_split.append(identification(x[half_b], y[half_b], cal_a, args, seed))
+        for name, enrol, cal in (("B gated by A", half_b, cal_a), ("A gated by B", half_a, cal_b)):
+            res = duplicate_gate(x[enrol], y[enrol], cal, args.per_person, seed + 2)
+            res.update(run=name, split=seed)
+            dup.append(res)
+    rows = aggregate(per_split)
+    print(f"\nidentification, pooled over splits ('!': FPIR outside ±50% of the target; (exp): FPIR the "
+          "calibration predicts; *: the whole pool)")
     print_header()
-    rows = identification(x[half_b], y[half_b], cal_a, args)
+    for row in rows:
+        print_row(row, args.fpir)
 
-    print("\nduplicate gate (every refusal is false: all people distinct)")
-    cal_b = osm.impostor_distribution(x[half_b], y[half_b], description="half B", default_fpir=args.fpir)
-    dup = []
-    for name, (enrol, cal) in {"B gated by A": (half_b, cal_a), "A gated by B": (half_a, cal_b)}.items():
-        res = duplicate_gate(x[enrol], y[enrol], cal, args.per_person, args.seed + 2)
-        res["run"] = name
-        dup.append(res)
-        print(f"  {name}: {res['people']} people enrolled in turn, refused {res['refused']} "
-              f"({res['refusal_rate']:.2%}; expected {res['expected_refusals']:.2f}); old gate (per-pair FAR 1%, d < {res['old_gate_threshold']:.3f}) "
-              f"would refuse {res['refused_old_gate']}")
     total = sum(d["people"] for d in dup)
     refused = sum(d["refused"] for d in dup)
-    print(f"  total: {refused} of {total} distinct people refused ({refused / max(total, 1):.2%}); "
-          f"old gate {sum(d['refused_old_gate'] for d in dup)}")
+    expected = sum(d["expected_refusals"] for d in dup)
+    old = sum(d["refused_old_gate"] for d in dup)
+    returning = sum(d["true_duplicates"] for d in dup)
+    caught = sum(d["true_duplicates_caught"] for d in dup)
+    print(f"\nduplicate gate: enrolling each half's people one by one (every refusal is false: all distinct), "
+          f"gate calibrated on the other half: {refused} of {total} enrolments refused ({refused / max(total, 1):.2%}; "
+          f"predicted {expected:.1f}); the old gate (per-pair FAR 1%, like τ) would refuse {old} "
+          f"({old / max(total, 1):.1%}). True duplicates (an enrolled person's other photos under a new "
+          f"name): {caught} of {returning} caught ({caught / max(returning, 1):.1%})")
+    for d in dup:
+        print(f"  split {d['split']} {d['run']}: {d['people']} people, refused {d['refused']}, "
+              f"old gate {d['refused_old_gate']}, duplicates caught "
+              f"{d['true_duplicates_caught']}/{d['true_duplicates']}")
 
     ok = all(abs(r["adaptive"]["fpir"] - args.fpir) <= 0.5 * args.fpir for r in rows)
     result = {"source": source, "fpir_target": args.fpir, "per_person": args.per_person,
-              "min_images": args.min_images, "repeats": args.repeats, "seed": args.seed,
-              "calibration": {k: v for k, v in cal_a.items() if k not in ("far", "distance", "extrapolated")},
-              "identification": rows, "duplicate_gate": dup,
+              "min_images": args.min_images, "repeats": args.repeats, "seed": args.seed, "splits": args.splits,
+              "calibrations": calibrations, "identification": rows, "duplicate_gate": dup,
+              "duplicate_gate_total": {"enrolments": total, "refused": refused, "predicted": round(expected, 2),
+                                       "refused_old_gate": old, "true_duplicates": returning,
+                                       "true_duplicates_caught": caught},
               "adaptive_fpir_within_50pct_at_every_size": ok, "seconds": round(time.time() - t0, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "open_set.json").write_text(json.dumps(result, indent=2))

@@ -1,15 +1,15 @@
 """The peer side of the facever benchmark: face_recognition (dlib ResNet), run in ITS OWN interpreter.
 
-face_recognition needs dlib, ``face_recognition_models`` and ``setuptools<81``, which do not share a
-virtual environment with facever's TensorFlow; ``benchmarks/compare.py`` runs this script with the
-peer's Python (``--peer-python``, default ``/work/frvenv/bin/python``). It imports only the standard
-library, numpy and face_recognition.
+face_recognition needs dlib, ``face_recognition_models`` and ``setuptools<81``, so it lives in its own
+virtual environment; ``benchmarks/compare.py`` runs this script with the peer's Python
+(``--peer-python``, default ``.venv-peer/bin/python``, made by ``benchmarks/setup_peer.sh``). It
+imports only the standard library, numpy and face_recognition.
 
 Two sub-commands:
 
 ``embed``: per image the 128-d dlib encoding of one face and per-stage timings::
 
-    frvenv/bin/python benchmarks/peer_face_recognition.py embed --root LFW/lfw-deepfunneled \\
+    .venv-peer/bin/python benchmarks/peer_face_recognition.py embed --root LFW/lfw-deepfunneled \\
         --paths list.txt --out peer.npz            # list.txt: one path per line ('-' = stdin)
 
     Pipeline per image, exactly what ``face_recognition.face_encodings(image)`` does, split so each
@@ -29,7 +29,7 @@ Two sub-commands:
 ``search``: the peer's equivalent of 1:K identification, ``face_distance(known, query)`` on random
 128-d encodings for several gallery sizes (face_recognition has no gallery or index)::
 
-    frvenv/bin/python benchmarks/peer_face_recognition.py search --sizes 1000,100000 --out s.json
+    .venv-peer/bin/python benchmarks/peer_face_recognition.py search --sizes 1000,100000 --out s.json
 
     The known encodings are one float64 ``ndarray`` (the fastest input for ``face_distance``; a Python
     list, as the ``face_recognition`` command keeps them, is converted on every call and is slower).

@@ -31,15 +31,49 @@ app.command("calibrate")(calibrate.calibrate)
 app.command("export")(export.export)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Show the facever version and exit.", is_eager=True)) -> None:
-    if version:
-        import facever
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"facever {facever.__version__}")
+        try:
+            typer.echo(f"facever {version('facever')}")
+        except PackageNotFoundError:
+            typer.echo("facever (not installed)")
         raise typer.Exit(0)
 
 
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Show the facever version and exit.", is_eager=True,
+                                       callback=_show_version)) -> None:
+    """Face verification and recognition: verify two faces, enroll people, identify faces."""
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Usage errors (unknown option, missing argument, bad value) are one line on stderr, ``error: ...``
+    with a pointer to ``--help``, and exit code 2, like every other facever error.
+    """
+    import sys
+
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:  # click's exception classes (typer may vendor click): matched by name
+        kinds = {cls.__name__ for cls in type(exc).__mro__}
+        if "UsageError" in kinds:
+            ctx = getattr(exc, "ctx", None)
+            cmd = ctx.command_path if ctx is not None else "facever"
+            message = exc.format_message()
+            if message:  # (no arguments at all: the help was shown instead)
+                sys.stderr.write(f"error: {message} (see '{cmd} --help')\n")
+            raise SystemExit(2) from None
+        if "Abort" in kinds:
+            sys.stderr.write("error: aborted\n")
+            raise SystemExit(130) from None
+        if "Exit" in kinds:
+            raise SystemExit(getattr(exc, "exit_code", 0)) from None
+        if "ClickException" in kinds:
+            sys.stderr.write(f"error: {exc.format_message()}\n")
+            raise SystemExit(getattr(exc, "exit_code", 1) or 1) from None
+        raise
+    raise SystemExit(code if isinstance(code, int) else 0)

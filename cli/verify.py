@@ -48,7 +48,11 @@ def verify(
                 result = gallery.verify_person(image1, person)
             labels = (str(image1), person)
         else:
-            result = load_verifier().verify(image1, image2, names=(str(image1), str(image2)))
+            from facever.imaging import load_image
+
+            # decode both images first: a missing or corrupt file fails before the model loads
+            images = (load_image(image1, name=str(image1)), load_image(image2, name=str(image2)))
+            result = load_verifier().verify(*images, names=(str(image1), str(image2)))
             labels = (str(image1), str(image2))
     _report(result, labels, as_json)
     raise typer.Exit(0 if result.same else 1)

@@ -86,21 +86,37 @@ def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5,
     return verifier
 
 
-POSTGRES_URL = os.environ.get("FACEVER_TEST_POSTGRES_URL")
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL database URL: ``FACEVER_TEST_POSTGRES_URL`` if set, else a private
+    server started here from the installed PostgreSQL binaries (initdb into a temporary directory,
+    a free loopback port, stopped at the end of the session); skipped, saying why, when neither works."""
+    url = os.environ.get("FACEVER_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    from pgserver_fixture import start_private_server
+
+    server, reason = start_private_server()
+    if server is None:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
-    """A fresh gallery database URL: a SQLite file, and (when FACEVER_TEST_POSTGRES_URL is set) that
-    PostgreSQL database with the gallery tables dropped first: use a throw-away database."""
+    """A fresh gallery database URL: a SQLite file, and a PostgreSQL database (see
+    :func:`postgres_url`) with the gallery tables dropped first."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'gallery.db'}"
-    if not POSTGRES_URL:
-        pytest.skip("FACEVER_TEST_POSTGRES_URL is not set")
+    url = request.getfixturevalue("postgres_url")
     from sqlalchemy import create_engine
 
-    engine = create_engine(POSTGRES_URL)
+    engine = create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, alembic_version CASCADE")
     engine.dispose()
-    return POSTGRES_URL
+    return url

@@ -7,6 +7,7 @@ sits between same-person (≈ 0.02) and different-person (≈ 0.3+) distances of
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import StubDetector, person_image, png_bytes
 from typer.testing import CliRunner
@@ -39,16 +40,17 @@ def bundles(tmp_path_factory):
     """Two tiny random models ("A" and "B", different versions) calibrated at τ = 0.15."""
     import keras
 
-    from facever.encoder.bundle import BundleMetadata, ModelBundle, Threshold
+    from facever.encoder.bundle import BundleMetadata, Threshold, TrainableBundle
     from facever.encoder.network import build_encoder
 
     out = {}
     for seed, key in enumerate("AB"):
         keras.utils.set_random_seed(seed)
         model = build_encoder("resnet_s", input_size=32, width=8)
-        meta = BundleMetadata(architecture="resnet_s", input_size=32, threshold=Threshold(value=0.15, far=0.01, frr=0.05))
+        meta = BundleMetadata(architecture="resnet_s", input_size=32, alignment="arcface",
+                              threshold=Threshold(value=0.15, far=0.01, frr=0.05))
         path = tmp_path_factory.mktemp("cli-bundle") / key
-        ModelBundle(model, meta, version="").save(path)
+        TrainableBundle(model, meta).save(path)
         out[key] = path
     return out
 
@@ -208,6 +210,109 @@ def test_verify_against_an_enrolled_person(db, bundles, photos):
     probe = photos / "probes" / "ann.png"
     assert invoke("verify", probe, "--person", "ann", "--db", db, "--model", bundles["A"]).exit_code == 0
     assert invoke("verify", probe, "--person", "bob", "--db", db, "--model", bundles["A"]).exit_code == 1
+
+
+@pytest.mark.parametrize("command", [
+    ["identify", "{probe}", "--model", "{model}"], ["verify", "{probe}", "--person", "ann", "--model", "{model}"],
+    ["people", "list"], ["people", "show", "ann"], ["db", "check"], ["db", "backup", "{tmp}/copy.db"]])
+def test_read_commands_never_create_a_gallery(command, tmp_path, bundles, photos):
+    missing = tmp_path / "typo" / "gallery.db"
+    args = [a.format(probe=photos / "probes" / "ann.png", model=bundles["A"], tmp=tmp_path) for a in command]
+    res = invoke(*args, "--db", f"sqlite:///{missing}")
+    assert res.exit_code == 2
+    assert one_error_line(res) == f"error: no gallery at {missing}; enroll someone first"
+    assert not missing.parent.exists()
+    # the default location too (FACEVER_HOME, set by the stub_detector fixture)
+    res = invoke(*args)
+    assert res.exit_code == 2 and "no gallery at" in one_error_line(res) and "enroll someone first" in res.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_only_enroll_and_db_upgrade_create_a_gallery(tmp_path, bundles, photos):
+    first = tmp_path / "a" / "first.db"
+    res = invoke("enroll", "ann", photos / "people" / "ann" / "1.png", "--db", f"sqlite:///{first}", "--model", bundles["A"])
+    assert res.exit_code == 0 and first.is_file()
+    second = tmp_path / "b" / "second.db"
+    assert invoke("db", "upgrade", "--db", f"sqlite:///{second}").exit_code == 0 and second.is_file()
+    res = invoke("people", "list", "--db", f"sqlite:///{second}", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout) == {"people": []}
+
+
+def test_identify_reports_its_threshold_and_annotates(tmp_path, db, bundles, photos):
+    import cv2
+
+    probe = photos / "probes" / "ann.png"
+    out = tmp_path / "named.jpg"
+    res = invoke("identify", probe, "--db", db, "--model", bundles["A"], "--annotate", out, "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert (data["threshold"], data["threshold_policy"], data["expected_fpir"]) == (0.15, "tau", None)
+    assert data["gallery"] == {"people": 2, "faces": 4} and "no open-set calibration" in data["note"]
+    face = data["images"][0]["faces"][0]
+    assert face["person"] == "ann" and face["threshold_policy"] == "tau" and "expected_fpir" in face
+    assert data["images"][0]["annotated"] == str(out)
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape == (112, 112, 3)  # the probe's size
+    res = invoke("identify", probe, "--db", db, "--model", bundles["A"])
+    assert res.exit_code == 0 and "threshold 0.1500 (tau)" in res.stdout.splitlines()[-1]
+    # several photos: --annotate takes a folder, one picture per photo
+    folder = tmp_path / "named"
+    res = invoke("identify", photos / "probes", "--db", db, "--model", bundles["A"], "--annotate", folder)
+    assert res.exit_code == 0 and sorted(p.name for p in folder.iterdir()) == ["ann.jpg", "stranger.jpg"]
+    res = invoke("identify", photos / "probes", "--db", db, "--model", bundles["A"], "--annotate", tmp_path / "x.jpg")
+    assert res.exit_code == 2 and "give a folder" in one_error_line(res)
+    # a target FPIR needs a model calibrated for it
+    res = invoke("identify", probe, "--db", db, "--model", bundles["A"], "--fpir", "0.01")
+    assert res.exit_code == 2 and "no open-set calibration" in one_error_line(res)
+    res = invoke("identify", probe, "--db", db, "--model", bundles["A"], "--fpir", "1.5")
+    assert res.exit_code == 2 and "--fpir" in one_error_line(res)
+
+
+def test_identify_with_an_open_set_calibrated_model(tmp_path, db, bundles, photos):
+    """Model A with open-set data calibrated on 300 synthetic people seen through it: the threshold
+    follows the gallery size and the FPIR target."""
+    from facever.api import FaceVerifier
+    from facever.open_set import impostor_distribution, threshold_for_gallery
+
+    verifier = FaceVerifier(model=bundles["A"], detector=StubDetector())
+    labels = [p for p in range(100, 400) for _ in (1, 2)]
+    emb = np.stack([verifier.embed(png_bytes(person_image(p, v))) for p, v in zip(labels, [1, 2] * 300)])
+    data = impostor_distribution(emb, labels, description="300 synthetic people")
+    model = tmp_path / "A-open-set"
+    shutil.copytree(bundles["A"], model)
+    meta = json.loads((model / "metadata.json").read_text())
+    (model / "metadata.json").write_text(json.dumps({**meta, "open_set": data}))
+
+    probe = photos / "probes" / "ann.png"
+    res = invoke("identify", probe, "--db", db, "--model", model, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["threshold_policy"] == "open_set" and out["fpir_target"] == 0.01
+    assert out["expected_fpir"] == pytest.approx(0.01, rel=1e-3)
+    assert out["threshold"] == pytest.approx(threshold_for_gallery(data, 4, 2)[0], abs=1e-6)
+    assert out["images"][0]["faces"][0]["threshold"] == out["threshold"]
+    res = invoke("identify", probe, "--db", db, "--model", model, "--json", "--fpir", "0.3")
+    loose = json.loads(res.stdout)
+    assert loose["fpir_target"] == 0.3 and loose["threshold"] > out["threshold"]
+    res = invoke("identify", probe, "--db", db, "--model", model, "--json", "--threshold", "0.1")
+    fixed = json.loads(res.stdout)
+    assert (fixed["threshold"], fixed["threshold_policy"]) == (0.1, "fixed") and fixed["expected_fpir"] is not None
+    res = invoke("identify", probe, "--db", db, "--model", model)
+    assert "expected FPIR 1.000%" in res.stdout and "2 people (4 faces)" in res.stdout
+
+
+def test_people_show_montage(tmp_path, db):
+    import cv2
+
+    out = tmp_path / "ann.jpg"
+    res = invoke("people", "show", "ann", "--db", db, "--montage", out, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["montage"] == str(out)
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape == (112, 224, 3)  # 2 crops: 1 row of 2 tiles of 112 px
+    res = invoke("people", "show", "ann", "--db", db, "--montage", tmp_path / "nowhere" / "x.jpg")
+    assert res.exit_code == 2 and "does not exist" in one_error_line(res)
+    assert "montage of 2 face(s)" in invoke("people", "show", "ann", "--db", db, "--montage", out).stdout
 
 
 @pytest.mark.parametrize("command", [["enroll"], ["identify"], ["reindex"], ["people", "list"], ["people", "show"],

@@ -27,6 +27,11 @@ from facever.store.schema import EmbeddingRow, FaceRow, ModelRow, PersonRow
 TESTS = Path(__file__).resolve().parent
 
 
+#: Gaussian blur (σ, px of the 112-px image) that leaves the face below the sharpness bar: crops are
+#: aligned in the model's geometry, 16 px for the NumPy test model, so milder blur survives there.
+BLURRY = 20
+
+
 def img(person: int, variant: int = 1, **kw) -> bytes:
     return png_bytes(person_image(person, variant, **kw))
 
@@ -51,8 +56,8 @@ def snapshot(g: Gallery) -> dict:
 
 # -- enrolment ------------------------------------------------------------------------------------
 def test_enroll_reports_enrolled_skipped_and_rejected(gallery):
-    images = [img(1, 1), img(1, 2), img(1, 2), img(1, 0, blur=6), img(1, 1, size=40),
-              png_bytes(np.full((80, 80, 3), 128, np.uint8)), b"not an image"]
+    images = [img(1, 1), img(1, 2), img(1, 2), img(1, 0, blur=BLURRY), img(1, 1, size=40),
+              png_bytes(np.zeros((80, 80, 3), np.uint8)), b"not an image"]
     report = gallery.enroll("ann", images)
     status = [(o.status, o.reason) for o in report.outcomes]
     assert [s for s, _ in status] == ["enrolled", "enrolled", "skipped", "rejected", "rejected", "rejected", "rejected"]
@@ -65,7 +70,7 @@ def test_enroll_reports_enrolled_skipped_and_rejected(gallery):
     again = gallery.enroll("ann", [img(1, 1), img(1, 3)])
     assert [o.status for o in again.outcomes] == ["skipped", "enrolled"]
     assert "already enrolled" in again.outcomes[0].reason
-    forced = gallery.enroll("ann", [img(1, 0, blur=6), img(1, 1, size=40)], force=True)
+    forced = gallery.enroll("ann", [img(1, 0, blur=BLURRY), img(1, 1, size=40)], force=True)
     assert forced.enrolled == 2 and forced.ok
     assert [(p.name, p.n_faces) for p in gallery.people()] == [("ann", 5)]
 
@@ -86,7 +91,7 @@ def test_enroll_files_hashes_bytes_and_keeps_source_paths(tmp_path, gallery):
 def test_strict_enroll_raises_the_first_rejection_and_writes_nothing(gallery):
     before = snapshot(gallery)
     with pytest.raises(FaceQualityError, match="too blurry"):
-        gallery.enroll("ann", [img(1, 1), img(1, 0, blur=6)], strict=True)
+        gallery.enroll("ann", [img(1, 1), img(1, 0, blur=BLURRY)], strict=True)
     with pytest.raises(NoFaceError):
         gallery.enroll("ann", [png_bytes(np.zeros((60, 60, 3), np.uint8))], strict=True)
     assert snapshot(gallery) == before
@@ -118,7 +123,7 @@ def test_a_failure_mid_write_leaves_the_database_exactly_as_it_was(gallery, monk
 def test_duplicate_identity_is_refused_unless_allowed(gallery):
     gallery.enroll("ann", [img(1, 1)])
     before = snapshot(gallery)
-    with pytest.raises(DuplicateIdentityError, match=r"0\.0\d\d from enrolled person 'ann'") as exc:
+    with pytest.raises(DuplicateIdentityError, match=r"0\.[01]\d\d from enrolled person 'ann'") as exc:
         gallery.enroll("annabel", [img(2, 1), img(1, 2)])
     assert "<bytes #2>" in str(exc.value)
     assert snapshot(gallery) == before
@@ -155,7 +160,7 @@ def test_identify_known_unknown_and_top_k(gallery):
     for p in range(1, 5):
         gallery.enroll(f"p{p}", [img(p, 1), img(p, 2)])
     [res] = gallery.identify(img(3, 9), top_k=3)
-    assert res.person == "p3" and res.known and res.distance < 0.1 and res.threshold == 0.5
+    assert res.person == "p3" and res.known and res.distance < 0.2 and res.threshold == 0.5
     assert len(res.candidates) == 3 and res.candidates[0].person == "p3"
     assert [c.distance for c in res.candidates] == sorted(c.distance for c in res.candidates)
     assert res.face["box"] and res.quality["face_size"] > 40 and res.model_version == "np-1"
@@ -243,7 +248,7 @@ def test_verify_person(gallery):
     gallery.enroll("ann", [img(1, 1), img(1, 2)])
     gallery.enroll("bob", [img(2, 1)])
     same = gallery.verify_person(img(1, 9), "ann")
-    assert same.same and same.distance < 0.1 and same.threshold == 0.5 and same.far == 0.01
+    assert same.same and same.distance < 0.2 and same.threshold == 0.5 and same.far == 0.01
     other = gallery.verify_person(img(1, 9), "bob")
     assert not other.same and other.distance > 0.5
     with pytest.raises(PersonNotFoundError, match="nobody"):
@@ -321,6 +326,138 @@ def test_people_listing_needs_no_model(sqlite_url, monkeypatch, tmp_path):
         detail = g.person("ann")
         assert detail.faces[0].model_versions == ["np-1"] and len(detail.faces[0].sha256) == 64
         assert detail.to_dict()["faces"][0]["quality"]["sharpness"] > 15
+
+
+# -- open-set thresholds, the duplicate gate ------------------------------------------------------
+@pytest.fixture(scope="module")
+def open_set_data():
+    """Open-set calibration of synthetic identities: identification thresholds ≈ 1.0-1.15 and a
+    duplicate gate ≈ 0.9 for the small galleries here, between the NumPy test model's same-person
+    (≈ 0.1) and most different-person (1.1-1.65) distances."""
+    from facever.open_set import impostor_distribution, synthetic_embeddings
+
+    x, y = synthetic_embeddings(400, (1, 4), seed=5)
+    return impostor_distribution(x, y, description="synthetic test people")
+
+
+def open_set_verifier(data, **kw):
+    verifier = numpy_verifier(**kw)
+    verifier.bundle.metadata.open_set = data
+    return verifier
+
+
+def test_identify_threshold_follows_the_gallery_and_says_so(db_url, open_set_data):
+    from facever.open_set import threshold_for_gallery
+
+    with Gallery(db_url, verifier=open_set_verifier(open_set_data)) as g:
+        for p in range(1, 4):
+            g.enroll(f"p{p}", [img(p, 1), img(p, 2)])
+        choice = g.threshold_for()
+        assert (choice.policy, choice.fpir_target, choice.n_people, choice.n_faces) == ("open_set", 0.01, 3, 6)
+        assert choice.expected_fpir == pytest.approx(0.01, rel=1e-3)
+        assert choice.threshold == pytest.approx(threshold_for_gallery(open_set_data, 6, 3)[0], abs=1e-6)
+        assert "3 people (6 faces)" in choice.note and choice.to_dict()["gallery"] == {"people": 3, "faces": 6}
+        [res] = g.identify(img(2, 9))
+        assert res.person == "p2" and res.threshold == choice.threshold
+        assert (res.threshold_policy, res.fpir_target) == ("open_set", 0.01)
+        data = res.to_dict()
+        assert data["threshold_policy"] == "open_set" and data["expected_fpir"] == pytest.approx(0.01, rel=1e-3)
+        assert g.identify(img(42, 1))[0].person is None  # a stranger
+        # more people enrolled: a stricter threshold for the same FPIR
+        for p in range(4, 13):
+            g.enroll(f"p{p}", [img(p, 1), img(p, 2)])
+        bigger = g.threshold_for()
+        assert bigger.threshold < choice.threshold and bigger.n_people == 12
+        assert g.threshold_for(fpir=0.2).threshold > bigger.threshold > g.threshold_for(fpir=0.001).threshold
+        [loose] = g.identify(img(2, 9), fpir=0.2)
+        assert loose.fpir_target == 0.2 and loose.threshold == g.threshold_for(fpir=0.2).threshold
+        # a fixed threshold overrides the target, and its FPIR here is still stated
+        [fixed] = g.identify(img(2, 9), threshold=0.3, fpir=0.2)
+        assert (fixed.threshold, fixed.threshold_policy, fixed.fpir_target) == (0.3, "fixed", None)
+        assert 0 <= fixed.expected_fpir < 1e-3
+        with pytest.raises(ValueError):
+            g.identify(img(2, 9), fpir=1.0)
+
+
+def test_without_open_set_data_the_old_thresholds_are_used_and_flagged(sqlite_url):
+    from facever.errors import ModelError
+
+    with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
+        g.enroll("ann", [img(1, 1)])
+        [res] = g.identify(img(1, 2))
+        assert (res.threshold, res.threshold_policy, res.expected_fpir) == (0.5, "tau", None)
+        assert "no open-set calibration" in g.threshold_for().note
+        with pytest.raises(ModelError, match="no open-set calibration"):
+            g.identify(img(1, 2), fpir=0.01)
+        fixed = g.threshold_for(threshold=0.4)
+        assert (fixed.policy, fixed.expected_fpir) == ("fixed", None)
+    with Gallery(sqlite_url, verifier=numpy_verifier(identify_threshold=0.3)) as g:
+        assert g.threshold_for().policy == "identify_threshold" and g.identify(img(1, 2))[0].threshold == 0.3
+
+
+def test_duplicate_gate_does_not_fire_on_strangers(sqlite_url, open_set_data):
+    """τ = 1.7 takes different people of the NumPy model (1.1-1.65 apart) for the same: the old gate
+    refused every stranger. The open-set gate refuses only what a stranger almost never comes near."""
+    with Gallery(sqlite_url, verifier=numpy_verifier(threshold=1.7)) as g:
+        g.enroll("p1", [img(1, 1)])
+        with pytest.raises(DuplicateIdentityError, match="no open-set calibration"):
+            g.enroll("p2", [img(2, 1)])
+    with Gallery(sqlite_url, verifier=open_set_verifier(open_set_data, threshold=1.7)) as g:
+        for p in range(2, 30):
+            assert g.enroll(f"p{p}", [img(p, 1), img(p, 2)]).enrolled == 2
+        gate = g.duplicate_threshold()
+        assert gate.policy == "open_set" and gate.threshold < 1.0 and gate.expected_fpir < 1e-3
+        before = snapshot(g)
+        with pytest.raises(DuplicateIdentityError) as exc:
+            g.enroll("annabel", [img(50, 1), img(7, 5)])
+        message = str(exc.value)
+        assert "<bytes #2>" in message and "from enrolled person 'p7'" in message
+        assert "enroll them under that name" in message and "--allow-duplicate" in message
+        assert "duplicate gate" in message and "\n" not in message
+        assert snapshot(g) == before
+        assert g.enroll("annabel", [img(50, 1), img(7, 5)], allow_duplicate=True).enrolled == 2
+
+
+def test_readers_never_create_a_gallery(tmp_path):
+    from facever.errors import NoGalleryError
+
+    missing = tmp_path / "typo" / "gallery.db"
+    with pytest.raises(NoGalleryError, match=f"no gallery at {missing}; enroll someone first"):
+        Gallery(f"sqlite:///{missing}", create=False)
+    assert not missing.parent.exists()
+    with Gallery(f"sqlite:///{missing}", verifier=numpy_verifier()) as g:  # writers do create it
+        g.enroll("ann", [img(1, 1)])
+    with Gallery(f"sqlite:///{missing}", create=False) as g:
+        assert [p.name for p in g.people()] == ["ann"]
+
+
+def test_face_crops_montage_and_annotation(tmp_path, sqlite_url):
+    from facever.drawing import annotate, ascii_label, montage, write_image
+
+    with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
+        g.enroll("Zoë", [img(1, 1), img(1, 2), img(1, 3)])
+        crops = g.face_crops("Zoë")
+        with pytest.raises(PersonNotFoundError):
+            g.face_crops("nobody")
+    assert len(crops) == 3 and all(c.dtype == np.uint8 and c.ndim == 3 for _, c in crops)
+    assert [i for i, _ in crops] == sorted(i for i, _ in crops)
+    sheet = montage([c for _, c in crops], labels=[f"#{i}" for i, _ in crops], tile=64)
+    assert sheet.shape == (2 * 64, 2 * 64, 3)  # 3 tiles: 2 columns, 2 rows
+    assert montage([crops[0][1]] * 5, columns=5, tile=50).shape == (50, 250, 3)
+    photo = person_image(1, 1, size=200)
+    drawn = annotate(photo, [(20, 30, 150, 180), (0, 0, 40, 40)], ["Zoë 0.123", "unknown 1.234"], [True, False])
+    assert drawn.shape == photo.shape and not np.array_equal(drawn, photo)
+    assert np.array_equal(photo, person_image(1, 1, size=200))  # the input is not modified
+    assert ascii_label("Zoë Ångström 李") == "Zoe Angstrom ?"
+    out = write_image(tmp_path / "sheet.png", sheet)
+    back = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, sheet)
+    with pytest.raises(OSError, match="suffix"):
+        write_image(tmp_path / "sheet.nope", sheet)
+    with pytest.raises(OSError, match="does not exist"):
+        write_image(tmp_path / "no" / "sheet.jpg", sheet)
+    with pytest.raises(ValueError):
+        montage([])
 
 
 # -- folders, concurrency, crashes ---------------------------------------------------------------

@@ -78,7 +78,7 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
                           out: str | os.PathLike[str], config: FinetuneConfig | None = None,
                           val_fraction: float = 0.25, target_far: float = 1e-2, target_fpir: float = 1e-2,
                           progress: Progress | None = None,
-                          on_epoch: Callable[[EpochResult], None] | None = None) -> dict[str, Any]:
+                          on_epoch: Callable[[EpochResult], None] | None = None, detector=None) -> dict[str, Any]:
     """Fine-tune the bundle ``init`` (None: the shipped default) on ``folders``; write ``out``.
 
     Returns a JSON-ready report: data counts, the validation figures before (epoch 0) and after
@@ -94,7 +94,7 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     start = load_trainable(init_dir)
     meta = start.metadata
     dataset = concat([from_folders(f) for f in folders])
-    crops, ok = detect_and_align(dataset, meta.input_size, meta.alignment, progress=progress)
+    crops, ok = detect_and_align(dataset, meta.input_size, meta.alignment, detector=detector, progress=progress)
     if ok.sum() < 4:
         raise ValueError(f"faces found in only {int(ok.sum())} of {len(dataset)} photos")
     dataset = dataset.subset(ok)

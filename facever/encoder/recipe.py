@@ -46,7 +46,8 @@ class PreparedData:
 
 def calibration_pairs(labels: np.ndarray, max_genuine: int = 5000, n_impostor: int = 20000,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index pairs ``(i, j)`` and ``same`` flags: all genuine pairs (capped) and random impostor pairs."""
+    """Index pairs ``(i, j)`` and ``same`` flags: all genuine pairs (capped) and random impostor pairs
+    (all of them when the set has fewer than ``2 · n_impostor``, at most ``n_impostor``)."""
     rng = np.random.default_rng(seed)
     by_label: dict[int, list[int]] = {}
     for i, lab in enumerate(labels):
@@ -55,7 +56,13 @@ def calibration_pairs(labels: np.ndarray, max_genuine: int = 5000, n_impostor: i
     if len(genuine) > max_genuine:
         genuine = [genuine[i] for i in rng.choice(len(genuine), max_genuine, replace=False)]
     n = len(labels)
+    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
+    possible = n * (n - 1) // 2 - int((counts * (counts - 1) // 2).sum())
     impostor: set[tuple[int, int]] = set()
+    if possible <= 2 * n_impostor:  # small set: take every impostor pair (random draws would stall)
+        impostor = {(i, j) for i in range(n) for j in range(i + 1, n) if labels[i] != labels[j]}
+        if len(impostor) > n_impostor:
+            impostor = set(map(tuple, rng.permutation(sorted(impostor))[:n_impostor].tolist()))
     while len(impostor) < n_impostor:
         i, j = rng.integers(0, n, 2)
         if labels[i] != labels[j]:
