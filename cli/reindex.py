@@ -29,7 +29,7 @@ def reindex(
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db, model=model) as gallery, progress_bar(not as_json) as bar:
+        with Gallery(db, model=model, create=False) as gallery, progress_bar(not as_json) as bar:
             task = bar.add_task("re-embedding", total=None)
             report = gallery.reindex(progress=lambda done, total: bar.update(task, completed=done, total=total),
                                      batch_size=batch_size, prune=prune)

@@ -19,6 +19,7 @@ from facever.errors import (
     ModelVersionMismatchError,
     MultipleFacesError,
     NoFaceError,
+    NoGalleryError,
     NoModelError,
     PersonExistsError,
     PersonNotFoundError,
@@ -38,6 +39,6 @@ def __getattr__(name: str):
 __all__ = [
     "FaceVerifier", "VerifyResult", "embed", "verify",
     "FaceverError", "ImageError", "NoFaceError", "MultipleFacesError", "FaceQualityError", "ModelError",
-    "NoModelError", "DatabaseError", "PersonNotFoundError", "PersonExistsError", "Gallery", "DuplicateIdentityError",
+    "NoModelError", "DatabaseError", "NoGalleryError", "PersonNotFoundError", "PersonExistsError", "Gallery", "DuplicateIdentityError",
     "ModelVersionMismatchError", "__version__",
 ]

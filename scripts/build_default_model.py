@@ -79,13 +79,9 @@ def main() -> None:
                    f"{len(parts['calib']['pins'])} pins and {len(parts['calib']['bollywood'])} bollywood validation people "
                    f"({len(keys)} images)")
     figures = calibrate_bundle(bundle, emb, labels, description, target_far=args.far, target_fpir=args.fpir)
-    try:
-        from facever.open_set import impostor_distribution
-    except ImportError:
-        impostor_distribution = None
-    if impostor_distribution is not None:
-        meta.open_set = impostor_distribution(emb, labels)
-        meta.open_set["calibration_set"] = description
+    from facever.open_set import impostor_distribution
+
+    meta.open_set = impostor_distribution(emb, labels, description=description, default_fpir=args.fpir)
     version = bundle.save(args.out, half=True)  # float16 weights: half the size, same accuracy
     print(json.dumps({"out": args.out, "version": version, "calibration": figures}, indent=1, default=float))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from facever.encoder.bundle import METADATA_FILE, MODEL_FILE, file_version, read_metadata
+from facever.bundle import ENCODER_FILE, METADATA_FILE, file_version, read_metadata
 from facever.matching import ThresholdCalibrator
 from facever_cli.app import app
 
@@ -63,7 +63,7 @@ def photo_pairs(tmp_path, astronaut):
 
 def test_calibrate_real_pipeline_dry_run_then_write(bundle, photo_pairs):
     pairs, root = photo_pairs
-    version = file_version(bundle / MODEL_FILE)
+    version = file_version(bundle / ENCODER_FILE)
     meta_before = (bundle / METADATA_FILE).read_bytes()
 
     res = runner.invoke(app, ["calibrate", "--model", str(bundle), "--pairs", str(pairs), "--images", str(root),
@@ -95,7 +95,7 @@ def test_calibrate_real_pipeline_dry_run_then_write(bundle, photo_pairs):
     head = meta.verification_head
     assert head["kind"] == "logistic_abs_diff" and len(head["coef"]) == meta.embedding_dim
     assert meta.figures["calibration"]["tau"] == pytest.approx(t.value)
-    assert file_version(bundle / MODEL_FILE) == version  # weights untouched
+    assert file_version(bundle / ENCODER_FILE) == version  # weights untouched
     assert meta.input_size == 32 and meta.architecture == "resnet_s"  # the rest kept
 
     # the bundle now decides with the new τ and reports P(same) from the head

@@ -461,6 +461,7 @@ class StubEmbedder:
         self.bundle = SimpleNamespace(metadata=SimpleNamespace(embedding_dim=DIM))
         self.detector = StubDetector()
         self.batches = []
+        self.input_size, self.template_name = 112, "arcface"  # the crop geometry align_faces is asked for
 
     def embed_crops(self, crops):
         self.batches.append(len(crops))

@@ -252,8 +252,11 @@ def test_identify_threshold_meets_its_fpir_on_synthetic_clusters():
     assert 0.0 <= t.frr < 0.5  # well-separated clusters: most known probes are identified
     # a looser target accepts at least as many known probes
     assert calibrate_identify_threshold(emb, labels, target_fpir=0.5).frr <= t.frr
+    # 20 one-image people cannot resolve 2%: 30% of the known people are then held out as strangers too
+    strict = calibrate_identify_threshold(emb, labels, target_fpir=0.02)
+    assert strict.n_impostor == 20 + 12 * 3 and strict.far <= 0.02
     with pytest.raises(ValueError, match="cannot resolve"):
-        calibrate_identify_threshold(emb, labels, target_fpir=0.01)  # 20 unknown probes resolve 5%, not 1%
+        calibrate_identify_threshold(emb[:60], labels[:60], target_fpir=0.001)  # too few strangers even then
 
 
 def test_indexed_validation_equals_pairwise_validation(data, tmp_path):

@@ -121,7 +121,7 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     figures = calibrate_bundle(start, emb, val_labels, description, target_far=target_far, target_fpir=target_fpir)
     from facever.open_set import impostor_distribution
 
-    meta.open_set = {**impostor_distribution(emb, val_labels), "calibration_set": description}
+    meta.open_set = impostor_distribution(emb, val_labels, description=description, default_fpir=target_fpir)
     version = start.save(out, half=(init_dir / WEIGHTS_FILE).is_file())
     return {"bundle": str(out), "version": version, "images": len(dataset), "photos_without_face": int((~ok).sum()),
             "train_people": meta.training["data"]["train_people"], "val_people": len(val_people),

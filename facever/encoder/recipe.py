@@ -63,7 +63,7 @@ def calibration_pairs(labels: np.ndarray, max_genuine: int = 5000, n_impostor: i
         impostor = {(i, j) for i in range(n) for j in range(i + 1, n) if labels[i] != labels[j]}
         if len(impostor) > n_impostor:
             impostor = set(map(tuple, rng.permutation(sorted(impostor))[:n_impostor].tolist()))
-    while len(impostor) < n_impostor:
+    while len(impostor) < min(n_impostor, possible):
         i, j = rng.integers(0, n, 2)
         if labels[i] != labels[j]:
             impostor.add((min(i, j), max(i, j)))
@@ -150,10 +150,16 @@ def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: s
                "tau_best_accuracy": acc_cal.threshold_, "best_accuracy": acc_cal.accuracy_,
                "far_at_best_accuracy": acc_cal.far_, "frr_at_best_accuracy": acc_cal.frr_,
                "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "set": description}
-    ident = calibrate_identify_threshold(emb, labels, target_fpir=target_fpir, description=description, seed=seed)
-    meta.identify_threshold = ident
-    figures.update({"identify_threshold": ident.value, "identify_fpir": ident.far, "identify_fnir": ident.frr,
-                    "identify_n_known_probes": ident.n_genuine, "identify_n_unknown_probes": ident.n_impostor})
+    try:
+        ident = calibrate_identify_threshold(emb, labels, target_fpir=target_fpir, description=description, seed=seed)
+    except ValueError as exc:  # too few held-out people to resolve the FPIR: keep τ as the fallback
+        meta.identify_threshold = None
+        figures["identify_threshold"] = None
+        figures["identify_note"] = str(exc)
+    else:
+        meta.identify_threshold = ident
+        figures.update({"identify_threshold": ident.value, "identify_fpir": ident.far, "identify_fnir": ident.frr,
+                        "identify_n_known_probes": ident.n_genuine, "identify_n_unknown_probes": ident.n_impostor})
     meta.figures["calibration"] = figures
     return figures
 
@@ -182,7 +188,7 @@ def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpi
     counts = np.bincount(labels)
     multi = np.flatnonzero(counts >= 2)
     unknown = set(np.flatnonzero(counts == 1).tolist())
-    if counts[list(unknown)].sum() < 10 / target_fpir:
+    if counts[list(unknown)].sum() < 1 / target_fpir:
         # too few one-image people to act as strangers: hold out 30 % of the others entirely
         unknown |= set(rng.choice(multi, int(0.3 * len(multi)), replace=False).tolist())
         multi = np.array([lab for lab in multi if lab not in unknown], np.int64)
