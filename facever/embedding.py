@@ -20,6 +20,9 @@ from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, default_detector, select_faces
 from facever.imaging import load_image
 
+#: Batches of at least this many crops are encoded two calls at a time (enrolment, reindex).
+PARALLEL_MIN_CROPS = 8
+
 #: Border added around an image (fraction of each side) for a second detection pass when none was
 #: found: tight face crops (passport-style, or cut by another detector) leave MTCNN no context.
 RETRY_PAD = 0.3
@@ -126,13 +129,24 @@ class FaceEmbedder:
         if len(crops) == 0:
             return np.zeros((0, dim), np.float32)
         crops = to_model_crops(crops, self.input_size, self.template_name)
-        out = np.empty((len(crops), dim), np.float32)
-        for start in range(0, len(crops), self.batch_size):
-            batch = crops[start:start + self.batch_size]
-            emb = self._forward(batch)
-            if self.bundle.metadata.flip_tta:
-                emb = emb + self._forward(batch[:, :, ::-1, :])
-            out[start:start + len(batch)] = emb
+        views = [crops, crops[:, :, ::-1, :]] if self.bundle.metadata.flip_tta else [crops]
+        jobs = [(v, start) for start in range(0, len(crops), self.batch_size) for v in range(len(views))]
+
+        def run(job: tuple[int, int]) -> np.ndarray:
+            v, start = job
+            return self._forward(np.ascontiguousarray(views[v][start:start + self.batch_size]))
+
+        if len(crops) >= PARALLEL_MIN_CROPS:
+            # the encoder runs one thread per call; two calls at once use both cores (no GIL held)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = list(pool.map(run, jobs))
+        else:
+            results = [run(job) for job in jobs]
+        out = np.zeros((len(crops), dim), np.float32)
+        for (v, start), emb in zip(jobs, results):
+            out[start:start + len(emb)] += emb
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -7,10 +7,12 @@ refuses (:class:`~facever.errors.ModelVersionMismatchError`) while any enrolled 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import unicodedata
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
@@ -22,7 +24,8 @@ from facever.gallery.folders import person_folders
 from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold
 from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, PersonDetail,
                                      PersonSummary, ReindexReport)
-from facever.gallery.search import Scoring, SearchIndex, nearest_k
+from facever.ann_index import AUTO_MIN_FACES, AnnIndex, IndexStatus, faiss_available, open_index
+from facever.gallery.search import Scoring, SearchIndex, rerank
 from facever.store import repository as repo
 from facever.store.schema import NAME_MAX_LENGTH
 from facever.store.session import Database, WriteConflict
@@ -40,6 +43,13 @@ MIN_SHARPNESS = 15.0
 
 _WRITE_ATTEMPTS = 3
 
+#: Search backend: exact NumPy scan, approximate (faiss HNSW, :mod:`facever.ann_index`), or
+#: ``"auto"``: approximate from :data:`~facever.ann_index.AUTO_MIN_FACES` faces when faiss is installed.
+IndexMode = Literal["exact", "ann", "auto"]
+
+#: Nearest faces the approximate index proposes per query (their people are then scored exactly).
+ANN_CANDIDATE_FACES = 32
+
 
 @dataclass
 class _Pending:
@@ -49,6 +59,10 @@ class _Pending:
     label: str
     sha256: str
     aligned: "AlignedFace"
+
+
+#: Photos detected at once during enrolment (threads; onnxruntime runs without the GIL).
+ENROLL_THREADS = 2
 
 
 class Gallery:
@@ -66,6 +80,11 @@ class Gallery:
         create: create a missing SQLite database (for writers). Readers pass ``create=False`` and get
             :class:`~facever.errors.NoGalleryError` instead of a new, empty gallery (a typo in a path
             must not make everyone unknown). Other backends are assumed to exist.
+        index: search backend, ``"exact"``, ``"ann"`` (needs faiss) or ``"auto"`` (approximate from
+            :data:`~facever.ann_index.AUTO_MIN_FACES` faces when faiss is installed); see
+            :attr:`index_status`.
+        index_path: the approximate index file (default: beside the SQLite database, ``<db>.ann``;
+            for other databases under ``FACEVER_HOME/ann/``).
 
     Identification thresholds follow the gallery size when the model bundle carries open-set data
     (see :meth:`threshold_for` and :mod:`facever.open_set`).
@@ -77,9 +96,12 @@ class Gallery:
     def __init__(self, db_url: str | None = None, verifier: "FaceVerifier | None" = None, *,
                  model: str | os.PathLike[str] | None = None, scoring: Scoring = "nearest",
                  min_face_size: float = MIN_FACE_SIZE, min_sharpness: float = MIN_SHARPNESS,
-                 create: bool = True) -> None:
+                 create: bool = True, index: IndexMode = "auto",
+                 index_path: str | os.PathLike[str] | None = None) -> None:
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
+        if index not in ("exact", "ann", "auto"):
+            raise ValueError(f"unknown index {index!r}; use 'exact', 'ann' or 'auto'")
         self.db = Database(db_url, create=create)
         self._verifier = verifier
         self._model = model
@@ -87,10 +109,20 @@ class Gallery:
         self.min_face_size = float(min_face_size)
         self.min_sharpness = float(min_sharpness)
         self._index: SearchIndex | None = None
+        self.index_mode: IndexMode = index
+        self._index_path = index_path
+        self._ann: AnnIndex | None = None
+        self._index_status: IndexStatus | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release database connections (the object is unusable afterwards)."""
+        """Release database connections (the object is unusable afterwards); save a changed ANN index."""
+        if self._ann is not None and self._ann.dirty:
+            try:
+                self._ann.save(self.index_path)
+            except OSError:  # the next open rebuilds or catches up from the database
+                pass
+        self._ann = None
         self.db.close()
         self._index = None
 
@@ -189,8 +221,9 @@ class Gallery:
         outcomes: list[ImageOutcome | None] = [None] * len(images)
         pending: list[_Pending] = []
         seen: set[str] = set()
+        detected = self._detect_all(images, known)
         for i, image in enumerate(images):
-            outcome = self._prepare(i, image, known, seen, force, pending)
+            outcome = self._prepare(i, image, known, seen, force, pending, detected.get(i))
             if outcome is not None:
                 outcomes[i] = outcome
                 if strict and outcome.status == "rejected":
@@ -209,22 +242,62 @@ class Gallery:
                     else ImageOutcome(p.label, "skipped", "already enrolled for this person", p.sha256))
         return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None])
 
+    def _detect_all(self, images: list, known: set[str]) -> dict[int, tuple]:
+        """Read, hash and detect + align every image not already enrolled, two at a time.
+
+        Returns ``{index: (data, sha, aligned | None, error | None)}`` (missing: unreadable, or its
+        bytes are already enrolled). Detection runs in a small thread pool: onnxruntime releases
+        the GIL, so on two cores two photos are detected at once (enrolment is otherwise bound by
+        one-image-at-a-time detection)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jobs: dict[int, tuple] = {}
+        for i, image in enumerate(images):
+            try:
+                data, sha = _read_and_hash(image, _label(image, i))
+            except ImageError:
+                continue  # reported by _prepare
+            if sha not in known:
+                jobs[i] = (data, sha)
+
+        def detect(item):
+            i, (data, sha) = item
+            try:
+                return i, (data, sha, self.verifier.faces(data, name=_label(images[i], i))[0], None)
+            except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
+                return i, (data, sha, None, exc)
+
+        _ = self.verifier  # load the model once, before the threads
+        if len(jobs) < 2:
+            return dict(map(detect, jobs.items()))
+        with ThreadPoolExecutor(max_workers=ENROLL_THREADS) as pool:
+            return dict(pool.map(detect, jobs.items()))
+
     def _prepare(self, i: int, image, known: set[str], seen: set[str], force: bool,
-                 pending: list[_Pending]) -> ImageOutcome | None:
-        """Read, hash, detect, align and quality-check one image; queue it or return its outcome."""
+                 pending: list[_Pending], detected: tuple | None = None) -> ImageOutcome | None:
+        """Read, hash, detect, align and quality-check one image; queue it or return its outcome.
+
+        ``detected``: this image's ``(data, sha, aligned, error)`` from :meth:`_detect_all`."""
         label = _label(image, i)
-        try:
-            data, sha = _read_and_hash(image, label)
-        except ImageError as exc:
-            return ImageOutcome(label, "rejected", str(exc), error=exc)
+        if detected is not None:
+            data, sha, aligned, error = detected
+        else:
+            try:
+                data, sha = _read_and_hash(image, label)
+            except ImageError as exc:
+                return ImageOutcome(label, "rejected", str(exc), error=exc)
+            aligned, error = None, None
         if sha in known:
             return ImageOutcome(label, "skipped", "already enrolled for this person", sha)
         if sha in seen:
             return ImageOutcome(label, "skipped", "same image given twice", sha)
-        try:
-            aligned = self.verifier.faces(data, name=label)[0]
-        except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
-            return ImageOutcome(label, "rejected", str(exc), sha, error=exc)
+        if detected is None:
+            try:
+                aligned = self.verifier.faces(data, name=label)[0]
+            except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
+                error = exc
+        if error is not None:
+            return ImageOutcome(label, "rejected", str(error), sha, error=error)
         problem = self.quality_problem(aligned)
         if problem and not force:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
@@ -254,11 +327,11 @@ class Gallery:
         index = self._search_index()
         if index.n_people == 0 or (index.n_people == 1 and index.names[0] == name):
             return
-        dist = index.distances(vectors, "nearest")
-        if name in index.names:
-            dist[:, index.names.index(name)] = np.inf
-        best = np.argmin(dist, axis=1)
-        best_d = dist[np.arange(len(dist)), best]
+        idx, dist = self._top_people(vectors, 2, "nearest")  # the nearest other person is among the 2 best
+        own = index.names.index(name) if name in index.names else -1
+        dist = np.where((idx == own) | (idx < 0), np.inf, dist)
+        col = np.argmin(dist, axis=1)
+        best, best_d = idx[np.arange(len(idx)), col], dist[np.arange(len(idx)), col]
         j = int(np.argmin(best_d))
         gate = self.duplicate_threshold()
         if best_d[j] < gate.threshold:
@@ -300,6 +373,8 @@ class Gallery:
             written = [v for v, i in zip(vectors, ids) if i is not None]
             if written:
                 self._index.add(person_id, name, np.stack(written))
+                if self._ann is not None:
+                    self._ann.add([i for i in ids if i is not None], person_id, np.stack(written))
         return ids
 
     def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,
@@ -331,15 +406,16 @@ class Gallery:
             yield report
 
     # -- search ---------------------------------------------------------------------------------
-    def _search_index(self) -> SearchIndex:
-        """The in-memory matrix of the current model version (loaded once, updated on writes)."""
+    def _search_index(self, rebuild_ann: bool = False) -> SearchIndex:
+        """The in-memory matrix of the current model version (loaded once, updated on writes), and
+        the approximate index beside it when the index mode calls for one."""
         version = self.verifier.model_version
-        if self._index is not None and self._index.model_version == version:
+        if self._index is not None and self._index.model_version == version and not rebuild_ann:
             return self._index
         dim = int(self.verifier.bundle.metadata.embedding_dim)
         with self.db.read() as session:
             n_faces = repo.count_faces(session)
-            person_ids, _face_ids, vectors = repo.load_embeddings(session, version, dim)
+            person_ids, face_ids, vectors = repo.load_embeddings(session, version, dim)
             names = repo.person_names(session)
             versions = repo.model_versions(session) if len(person_ids) < n_faces else {}
         if len(person_ids) < n_faces:
@@ -348,8 +424,69 @@ class Gallery:
                 f"{n_faces - len(person_ids)} of {n_faces} enrolled faces have no embedding by the loaded model "
                 f"{version} (stored embeddings are by: {others}); run `facever reindex` to re-embed the stored "
                 "crops with this model")
+        self._attach_ann(face_ids, person_ids, vectors, version, rebuild_ann)
         self._index = SearchIndex(person_ids, vectors, names, version)
         return self._index
+
+    @property
+    def index_path(self) -> Path:
+        """Where the approximate index is kept (see ``index_path`` of the constructor)."""
+        if self._index_path is not None:
+            return Path(self._index_path)
+        if self.db.path is not None:
+            return Path(f"{self.db.path}.ann")
+        from facever import config
+
+        digest = hashlib.sha256(self.db.url.encode()).hexdigest()[:16]
+        return config.home_dir() / "ann" / f"{digest}.ann"
+
+    @property
+    def index_status(self) -> IndexStatus:
+        """Which backend searches use and what happened to the index file (``rebuilt``, ``note``)."""
+        self._search_index()
+        assert self._index_status is not None
+        return self._index_status
+
+    def rebuild_index(self) -> IndexStatus:
+        """Rebuild the approximate index from the database and save it (``facever reindex`` does).
+
+        With the exact backend (``index="exact"``, or ``"auto"`` below the size threshold) nothing
+        is built and the status says so.
+        """
+        self._search_index(rebuild_ann=True)
+        return self.index_status
+
+    def _attach_ann(self, face_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray, version: str,
+                    rebuild: bool) -> None:
+        """Open, catch up or build the approximate index for these vectors (or drop it)."""
+        n = len(face_ids)
+        if self.index_mode == "exact" or (self.index_mode == "auto" and (n < AUTO_MIN_FACES or not faiss_available())):
+            self._ann = None
+            why = ("asked for" if self.index_mode == "exact" else
+                   f"{n:,} faces < {AUTO_MIN_FACES:,}" if n < AUTO_MIN_FACES else "faiss is not installed")
+            self._index_status = IndexStatus("exact", self.index_mode, status="exact", n_faces=n,
+                                             note=f"exact search ({why})")
+            return
+        ann = self._ann
+        if ann is not None and ann.model_version == version and not rebuild:
+            added, removed = ann.sync(face_ids, person_ids, vectors)
+            if not ann.needs_rebuild:
+                if added or removed:
+                    self._index_status = replace(
+                        self._index_status or IndexStatus("ann", self.index_mode, ann.kind), status="memory",
+                        rebuilt=False, n_faces=len(ann),
+                        note=f"in-memory index updated from the database: added {added}, removed {removed} face(s)")
+                return
+        self._ann, self._index_status = open_index(self.index_path, face_ids, person_ids, vectors, version,
+                                                   mode=self.index_mode, rebuild=rebuild or ann is not None)
+
+    def _top_people(self, emb: np.ndarray, k: int, scoring: Scoring) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best people per query: ``(positions, distances)``, position -1 where fewer."""
+        index = self._search_index()
+        if self._ann is None:
+            return index.top_k(emb, k, scoring)
+        candidates = self._ann.candidate_people(emb, max(ANN_CANDIDATE_FACES, 4 * k))
+        return rerank(emb, index, candidates, k, scoring)
 
     def search(self, embeddings: np.ndarray, top_k: int = 5, threshold: float | None = None,
                scoring: Scoring | None = None, fpir: float | None = None) -> list[IdentifyResult]:
@@ -364,10 +501,10 @@ class Gallery:
         choice = self.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
         thr = choice.threshold
         emb = np.asarray(embeddings, np.float32).reshape(-1, index.vectors.shape[1])
-        idx, dist = nearest_k(index.distances(emb, scoring), max(1, top_k))
+        idx, dist = self._top_people(emb, max(1, top_k), scoring)
         results = []
         for q in range(len(emb)):
-            cands = [Candidate(index.names[int(j)], float(d)) for j, d in zip(idx[q], dist[q])]
+            cands = [Candidate(index.names[int(j)], float(d)) for j, d in zip(idx[q], dist[q]) if j >= 0]
             best = cands[0] if cands else None
             results.append(IdentifyResult(
                 person=best.person if best is not None and best.distance <= thr else None,
@@ -469,7 +606,10 @@ class Gallery:
         Raises :class:`PersonNotFoundError`.
         """
         with self.db.write() as session:
-            n = repo.delete_person(session, repo.require_person(session, name).id)
+            person_id = repo.require_person(session, name).id
+            n = repo.delete_person(session, person_id)
+        if self._ann is not None:
+            self._ann.remove_person(person_id)  # tombstones: no rebuild per removal
         self._index = None
         self.db.checkpoint()
         if vacuum:

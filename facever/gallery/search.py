@@ -131,6 +131,10 @@ class SearchIndex:
         """``(Q, D)`` queries → ``(Q, P)`` per-person distances (see :func:`person_distances`)."""
         return person_distances(queries, self.vectors, self.starts, scoring)
 
+    def top_k(self, queries: np.ndarray, k: int, scoring: Scoring = "nearest") -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best people of each query by exact scan: ``(positions (Q, k'), distances (Q, k'))``."""
+        return nearest_k(self.distances(queries, scoring), k)
+
     def add(self, person_id: int, name: str, vectors: np.ndarray) -> None:
         """Insert one person's new ``(n, D)`` vectors, keeping rows grouped by person id."""
         vectors = np.asarray(vectors, np.float32).reshape(-1, self.vectors.shape[1])
@@ -145,3 +149,39 @@ class SearchIndex:
         self.starts = np.insert(self.starts + np.where(np.arange(len(self.starts)) >= pos, len(vectors), 0), pos, at)
         self.person_ids = np.insert(self.person_ids, pos, person_id)
         self.names.insert(pos, name)
+
+
+def rerank(queries: np.ndarray, index: SearchIndex, candidates: list[np.ndarray], k: int,
+           scoring: Scoring = "nearest") -> tuple[np.ndarray, np.ndarray]:
+    """Exact scores of candidate people only (from an approximate index), the ``k`` best per query.
+
+    Args:
+        queries: ``(Q, D)`` unit vectors.
+        index: the gallery matrix (every row of every candidate is scored).
+        candidates: per query, person *ids* to score (ids not in ``index`` are ignored).
+    Returns:
+        ``(positions (Q, k'), distances (Q, k'))`` like :meth:`SearchIndex.top_k`, ``k' = min(k, P)``;
+        position -1 and distance inf where a query had fewer than ``k'`` candidates.
+    """
+    queries = np.asarray(queries, np.float32)
+    k = max(0, min(int(k), index.n_people))
+    idx = np.full((len(queries), k), -1, np.intp)
+    dist = np.full((len(queries), k), np.inf, np.float32)
+    if k == 0:
+        return idx, dist
+    ends = np.append(index.starts[1:], len(index.vectors))
+    for q, ids in enumerate(candidates):
+        ids = np.asarray(ids, np.int64)
+        pos = np.searchsorted(index.person_ids, ids)
+        ok = pos < len(index.person_ids)
+        ok[ok] = index.person_ids[pos[ok]] == ids[ok]
+        pos = np.unique(pos[ok])
+        if len(pos) == 0:
+            continue
+        counts = ends[pos] - index.starts[pos]
+        local = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rows = np.repeat(index.starts[pos] - local, counts) + np.arange(int(counts.sum()))
+        j, d = nearest_k(person_distances(queries[q:q + 1], index.vectors[rows], local, scoring), k)
+        idx[q, :j.shape[1]] = pos[j[0]]
+        dist[q, :j.shape[1]] = d[0]
+    return idx, dist
