@@ -21,9 +21,14 @@ def evaluate(
     seed: int = typer.Option(0, help="Seed of P1's random folds and P3's enrolment choice."),
     batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
     crop_cache: Optional[Path] = typer.Option(None, "--crop-cache", help="Crop cache made by `facever train` (same detection + alignment pipeline): cached images skip detection."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on your own photos instead: a folder with one "
+                                        "sub-folder per person; every genuine and impostor pair is scored."),
+    people: Optional[Path] = typer.Option(None, "--people", help="With --data: only the people (folder names) listed "
+                                          "in this file, one per line (e.g. those held out of fine-tuning)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Evaluate a model on LFW: P1 View 1, P2 DevTest all pairs, P3 open-set, P4 View 2.
+    """Evaluate a model on LFW (P1 View 1, P2 DevTest all pairs, P3 open-set, P4 View 2), or on your
+    own folder-per-person photos with --data.
 
     Every needed LFW image is detected (MTCNN, the face nearest the image centre), aligned and
     embedded once. Images without a face count as failures at the maximum distance 2.0.
@@ -33,7 +38,12 @@ def evaluate(
         facever evaluate --protocol p1,p4 --model runs/m1/bundle
 
         facever evaluate --out reports/m1 --json
+
+        facever evaluate --data my_people/ --people held_out.txt --model runs/mine/bundle
     """
+    if data is not None:
+        _evaluate_folders(data, people, model, batch_size, as_json)
+        return
     with handle_errors(as_json):
         root = lfw if lfw is not None else (DEFAULT_LFW if DEFAULT_LFW.is_dir() else None)
         if root is None:
@@ -171,3 +181,60 @@ def _summary(results: dict[str, Any]) -> None:
             note = f"landmark error {le['mean']:.4f} IOD (median {le['median']:.4f}), >0.1: {_pct(le['failure_rate'])}"
         table.add_row("detection", "faces found", f"{det['n_found']}/{det['n_images']} ({_pct(det['found_rate'])})", note)
     out.print(table)
+
+
+def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[Path], batch_size: int, as_json: bool) -> None:
+    """``--data``: all pairs among the photos of a folder-per-person dataset."""
+    with handle_errors(as_json):
+        import numpy as np
+
+        from facever.api import FaceVerifier
+        from facever.evaluation import embed_lfw_images, evaluate_identity_pairs
+        from facever.gallery import person_folders
+
+        wanted = None
+        if people_file is not None:
+            wanted = {line.strip() for line in people_file.read_text().splitlines() if line.strip()}
+        folders = [(name, files) for name, files in person_folders(data) if wanted is None or name in wanted]
+        if not folders:
+            fail(f"{data}: no person folders with images" + (" among --people" if wanted else ""), as_json=as_json)
+        paths = [str(f.relative_to(data)) for _, files in folders for f in files]
+        labels = np.array([i for i, (_, files) in enumerate(folders) for _ in files])
+        verifier = FaceVerifier(model=model, threshold=2.0)
+        with progress_bar(enabled=not as_json) as bar:
+            task = bar.add_task("embedding photos", total=len(paths))
+            emb = embed_lfw_images(verifier, data, paths, batch_size=batch_size,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total)).embeddings
+        result = evaluate_identity_pairs(emb, labels)
+        meta = verifier.bundle.metadata
+        result["model"] = {"path": str(verifier.bundle.path), "version": verifier.model_version}
+        if meta.threshold is not None:
+            from facever.matching import rates_at
+
+            result["at_tau"] = dict(zip(("far", "frr"), rates_at_pairs(emb, labels, float(meta.threshold.value), rates_at)))
+            result["at_tau"]["threshold"] = float(meta.threshold.value)
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"{result['n_people']} people, {result['n_images']} photos ({result['failed_images']} without a face), "
+              f"{result['n_genuine']} genuine / {result['n_impostor']} impostor pairs; model {result['model']['version']}",
+              markup=False)
+    tars = ", ".join(f"{v['tar']:.2%} at FAR {k}" if v.get("tar") is not None else f"— at FAR {k}"
+                     for k, v in result["tar_at_far"].items())
+    out.print(f"  pair accuracy {result['pair_accuracy']:.2%} ± {result['pair_accuracy_stderr']:.2%} (balanced, 10-fold)")
+    out.print(f"  ROC AUC {result['roc_auc']:.4f}, EER {result['eer']:.2%}; TAR {tars}")
+    if "at_tau" in result:
+        t = result["at_tau"]
+        out.print(f"  at the model's τ = {t['threshold']:.4f}: FAR {t['far']:.2%}, FRR {t['frr']:.2%}")
+
+
+def rates_at_pairs(emb, labels, tau: float, rates_at) -> tuple[float, float]:
+    """(FAR, FRR) at ``tau`` over every pair of ``emb`` (failed images: distance 2)."""
+    import numpy as np
+
+    from facever.evaluation import all_pairs_distances
+
+    res = all_pairs_distances(emb, labels)
+    d = np.concatenate([res["genuine"], res["impostor"]])
+    same = np.r_[np.ones(len(res["genuine"]), bool), np.zeros(len(res["impostor"]), bool)]
+    return rates_at(tau, d, same)

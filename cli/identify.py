@@ -23,6 +23,10 @@ def identify(
     scoring: str = typer.Option("nearest", "--scoring",
                                 help="Person score: 'nearest' enrolled face or 'mean3' (mean of the 3 nearest)."),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face)."),
+    index: str = typer.Option(
+        "auto", "--index",
+        help="Search backend: 'exact' scan, 'ann' (approximate, needs faiss-cpu), or 'auto' (approximate for "
+             "large galleries when faiss is installed). A missing or stale index file is rebuilt and reported."),
     annotate: Optional[Path] = typer.Option(
         None, "--annotate", "-a",
         help="Write the photo with each face boxed and labelled (name or unknown, distance) to this file; "
@@ -51,6 +55,8 @@ def identify(
     with handle_errors(as_json):
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"--scoring must be 'nearest' or 'mean3', not {scoring!r}")
+        if index not in ("exact", "ann", "auto"):
+            raise ValueError(f"--index must be 'exact', 'ann' or 'auto', not {index!r}")
         from facever.errors import ImageError, MultipleFacesError, NoFaceError
         from facever.gallery import Gallery, image_files
 
@@ -61,7 +67,7 @@ def identify(
             fail("no images found in " + ", ".join(str(p) for p in images), as_json=as_json)
         if fpir is not None and not 0 < fpir < 1:
             fail(f"--fpir must be between 0 and 1 (exclusive), e.g. 0.01, not {fpir}", as_json=as_json)
-        with Gallery(db, model=model, create=False) as gallery:
+        with Gallery(db, model=model, create=False, index=index) as gallery:
             targets = _annotation_targets(annotate, files, as_json) if annotate is not None else {}
             choice = gallery.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
             for path in files:
@@ -83,10 +89,14 @@ def identify(
                     if "annotated" in entry:
                         out.print(f"    annotated → {escape(entry['annotated'])}", style="dim")
             version = gallery.model_version
+            index_status = gallery.index_status
     if as_json:
-        print_json({**choice.to_dict(), "scoring": scoring, "model_version": version, "images": results})
+        print_json({**choice.to_dict(), "scoring": scoring, "model_version": version,
+                    "index": index_status.to_dict(), "images": results})
     else:
         out.print(_threshold_line(choice), style="dim")
+        if index_status.backend == "ann":
+            out.print(f"search: approximate ({index_status.kind}); {escape(index_status.note)}", style="dim")
     raise typer.Exit(2 if failed else 0)
 
 

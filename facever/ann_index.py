@@ -176,6 +176,7 @@ class AnnIndex:
             p = {"nlist": nlist, "nprobe": IVF_NPROBE, **params}
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, int(p["nlist"]), faiss.METRIC_INNER_PRODUCT)
+            index.cp.min_points_per_centroid = 1  # no "please provide more training points" on stderr
             train = vectors
             if n > 64 * p["nlist"]:
                 train = vectors[np.random.default_rng(0).choice(n, 64 * p["nlist"], replace=False)]

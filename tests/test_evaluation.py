@@ -453,6 +453,9 @@ class StubDetector:
             out.append([face(12, 12, 4), face(w / 2, h / 2, 8)])
         return out
 
+    def detect(self, image):
+        return self.detect_batch([image])[0]
+
 
 class StubEmbedder:
     def __init__(self):

@@ -168,6 +168,36 @@ def evaluate_open_set(lfw_root: str | os.PathLike[str], embed: EmbedFn, enroll_c
             **_overlap(counts, trained_people)}
 
 
+def evaluate_identity_pairs(embeddings: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
+                            folds: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Every genuine and impostor pair among a labelled set of images (e.g. a folder per person).
+
+    Args:
+        embeddings: ``(N, D)`` unit vectors, NaN rows for images without a face (failed pairs).
+        labels: ``(N,)`` identities.
+    Returns:
+        ``n_people``, ``n_images``, ``failed_images``, pair counts, ``roc_auc``, ``eer``,
+        ``tar_at_far`` (see :func:`verification_metrics`) and ``pair_accuracy``: the 10-fold
+        cross-validated accuracy on a balanced set (every genuine pair and as many random impostor
+        pairs, ``seed``), with its ``pair_accuracy_stderr``.
+    """
+    emb = np.asarray(embeddings, np.float32)
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    res = all_pairs_distances(emb, codes)
+    gen, imp = res["genuine"], res["impostor"]
+    if len(gen) == 0 or len(imp) == 0:
+        raise ValueError("need at least one genuine and one impostor pair (two people, one with two images)")
+    d = np.concatenate([gen, imp])
+    same = np.r_[np.ones(len(gen), bool), np.zeros(len(imp), bool)]
+    m = verification_metrics(d, same, fars=fars)
+    pick = np.random.default_rng(seed).choice(len(imp), size=min(len(gen), len(imp)), replace=False)
+    balanced = kfold_accuracy(np.r_[gen, imp[pick]], np.r_[np.ones(len(gen), bool), np.zeros(len(pick), bool)],
+                              folds=min(folds, len(gen)), seed=seed)
+    return {"n_people": int(codes.max()) + 1, "n_images": len(emb), "failed_images": int((~np.isfinite(emb).all(1)).sum()),
+            "n_genuine": len(gen), "n_impostor": len(imp), "roc_auc": m["roc_auc"], "eer": m["eer"],
+            "tar_at_far": m["tar_at_far"], "pair_accuracy": balanced["mean"], "pair_accuracy_stderr": balanced["stderr"]}
+
+
 def evaluate_view2(lfw_root: str | os.PathLike[str], embed: EmbedFn, trained_people: set[str] | None = None,
                    plots_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """P4, LFW View 2: ``protocol/pairs.txt``, 10 official folds, τ from the other 9 folds.
@@ -317,7 +347,7 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
     Raises:
         FileNotFoundError: an image file is missing (a broken dataset is not a model failure).
     """
-    from facever.embedding import align_faces
+    from facever.embedding import align_faces, detect_with_retry
     from facever.errors import FaceverError
     from facever.imaging import load_image
 
@@ -346,6 +376,8 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
         if crop_cache is not None:
             idx, images = _take_cached(crop_cache, base, paths, idx, images, crops, rows, found, landmarks)
         for i, image, faces in zip(idx, images, embedder.detector.detect_batch(images) if images else []):
+            if not faces:  # the inference pipeline's second pass, on a padded copy (tight crops)
+                faces = detect_with_retry(embedder.detector, image)
             n_faces[i] = len(faces)
             if not faces:
                 continue

@@ -445,6 +445,8 @@ class Gallery:
         """Which backend searches use and what happened to the index file (``rebuilt``, ``note``)."""
         self._search_index()
         assert self._index_status is not None
+        if self._ann is not None:
+            return replace(self._index_status, n_faces=len(self._ann))
         return self._index_status
 
     def rebuild_index(self) -> IndexStatus:
@@ -471,11 +473,10 @@ class Gallery:
         if ann is not None and ann.model_version == version and not rebuild:
             added, removed = ann.sync(face_ids, person_ids, vectors)
             if not ann.needs_rebuild:
-                if added or removed:
-                    self._index_status = replace(
-                        self._index_status or IndexStatus("ann", self.index_mode, ann.kind), status="memory",
-                        rebuilt=False, n_faces=len(ann),
-                        note=f"in-memory index updated from the database: added {added}, removed {removed} face(s)")
+                self._index_status = replace(
+                    self._index_status or IndexStatus("ann", self.index_mode, ann.kind), status="memory",
+                    rebuilt=False, n_faces=len(ann), seconds=0.0,
+                    note=f"in-memory index checked against the database: added {added}, removed {removed} face(s)")
                 return
         self._ann, self._index_status = open_index(self.index_path, face_ids, person_ids, vectors, version,
                                                    mode=self.index_mode, rebuild=rebuild or ann is not None)
