@@ -41,9 +41,10 @@ def reindex(
                                      batch_size=batch_size, prune=prune)
             status = gallery.rebuild_index()
     if as_json:
-        print_json({**report.to_dict(), "index": status.to_dict()})
+        print_json({**report.to_dict(), **({"index": status.to_dict()} if status.backend == "ann" else {})})
         return
     out.print(f"model {report.model_version}: embedded {report.embedded} face(s); "
               f"all {report.total} enrolled faces now have a vector" + (f"; deleted {report.pruned} old vector(s)"
                                                                          if prune else ""))
-    out.print(f"search index: {status.note}", markup=False)
+    if status.backend == "ann":
+        out.print(f"search index: {status.note}", markup=False)

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import JSON_OPTION, err, handle_errors, out, print_json, progress_bar
+from .common import JSON_OPTION, err, fail, handle_errors, out, print_json, progress_bar
 
 
 def train(
@@ -137,10 +137,10 @@ def _finetune(init: str, data: List[Path], out_dir: Path, val_fraction: float, e
     """``--init``: fine-tune a bundle on folder-per-person photos, write --out/bundle."""
     with handle_errors(as_json):
         if not data:
-            raise typer.BadParameter("fine-tuning needs --data DIR (one sub-folder of photos per person)")
+            fail("fine-tuning needs --data DIR (one sub-folder of photos per person)", as_json=as_json)
         for d in data:
             if not d.is_dir():
-                raise typer.BadParameter(f"{d}: not a folder")
+                fail(f"--data {d}: not a folder", as_json=as_json)
         from facever.encoder.finetune import FinetuneConfig
         from facever.encoder.finetune_recipe import finetune_from_folders
 
