@@ -23,11 +23,10 @@ from functools import lru_cache
 from importlib import resources
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from facever.detection import Face
+from facever.detection import MTCNNBase
 from facever.errors import ModelError
 
 # Defaults of the mtcnn 1.0.0 stages (StagePNet, StageRNet, StageONet), which MTCNNDetector uses.
@@ -251,7 +250,7 @@ def _pick(rows: np.ndarray, threshold: float) -> np.ndarray:
     return rows[np.where(rows[:, 5] > threshold)[0]]
 
 
-class OnnxMTCNNDetector:
+class OnnxMTCNNDetector(MTCNNBase):
     """MTCNN on onnxruntime (CPU), a drop-in for :class:`facever.detection.MTCNNDetector`.
 
     Args:
@@ -268,17 +267,11 @@ class OnnxMTCNNDetector:
     :class:`~facever.errors.ModelError` naming the file. Nothing is ever printed.
     """
 
-    NATIVE_MIN_FACE = 20
-
     def __init__(self, min_face_size: int = 20, max_side: int = 640, min_score: float = 0.9,
                  model_dir: str | PathLike | None = None, threads: int = 1) -> None:
-        if min_face_size < self.NATIVE_MIN_FACE:
-            raise ValueError(f"min_face_size must be >= {self.NATIVE_MIN_FACE}, got {min_face_size}")
+        super().__init__(min_face_size, max_side, min_score)
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        self.min_face_size = min_face_size
-        self.max_side = max_side
-        self.min_score = min_score
         self.model_dir = model_dir
         self.threads = threads
         self._sessions: dict | None = None
@@ -329,46 +322,8 @@ class OnnxMTCNNDetector:
         return session.run(outputs, {_INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
 
     # ---- detection ---------------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        import cv2
-
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an RGB (H, W, 3) image, got shape {image.shape}")
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w), self.NATIVE_MIN_FACE / self.min_face_size)
-        if scale < 1.0:
-            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(image), scale
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Every face in an RGB ``(H, W, 3)`` uint8 image, best score first."""
-        return self.detect_batch([image])[0]
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """The faces of each image (images of one shape share each network call)."""
-        if len(images) == 0:
-            return []
-        prepared = [self._prepare(im) for im in images]
-        results: list[list[Face]] = [[] for _ in images]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (im, _) in enumerate(prepared):
-            groups.setdefault(im.shape, []).append(i)
-        for shape, idx in groups.items():
-            if min(shape[:2]) < 12:  # smaller than PNet's receptive field: nothing to find
-                continue
-            rows = self._cascade(np.stack([prepared[i][0] for i in idx]))
-            for row in rows:
-                i = idx[int(row[0])]
-                scale = prepared[i][1]
-                if row[5] < self.min_score:
-                    continue
-                box = tuple(float(v) / scale for v in row[1:5])
-                lms = (np.stack([row[6:11], row[11:16]], axis=1) / scale).astype(np.float32)
-                results[i].append(Face(box=box, landmarks=lms, score=float(row[5])))
-        for faces in results:
-            faces.sort(key=lambda f: f.score, reverse=True)
-        return results
+    def _detect_rows(self, images: list[np.ndarray]) -> np.ndarray:
+        return self._cascade(np.stack(images))
 
     def _cascade(self, batch: np.ndarray) -> np.ndarray:
         """PNet → RNet → ONet on same-shape images ``(B, H, W, 3)``; rows ``(n, 16)`` as the package

@@ -8,11 +8,9 @@ reference its parity tests compare against.
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
 import numpy as np
 
-from facever.detection import Face
+from facever.detection import MTCNNBase
 
 
 def _compile_stages(mtcnn) -> None:
@@ -31,27 +29,12 @@ def _compile_stages(mtcnn) -> None:
         stage._model = tf.function(stage._model, reduce_retracing=True)
 
 
-class TFMTCNNDetector:
-    """MTCNN (Zhang et al. 2016) from the ``mtcnn`` package, on the CPU.
-
-    Args:
-        min_face_size: smallest face searched for, in pixels of the input image (≥ 20). Above 20
-            the image is downscaled so that this size becomes MTCNN's native 20 px, which makes
-            detection faster (MTCNN 1.0.0's own ``min_face_size`` breaks its pyramid above 20).
-        max_side: images whose longer side exceeds this many pixels are downscaled before detection
-            (coordinates are mapped back); this bounds the time on large photos.
-        min_score: faces below this ONet confidence are dropped.
-    """
-
-    #: MTCNN's native smallest face (its PNet window is 12 px at scale 12/20).
-    NATIVE_MIN_FACE = 20
+class TFMTCNNDetector(MTCNNBase):
+    """MTCNN (Zhang et al. 2016) from the ``mtcnn`` package, on TensorFlow (see :class:`MTCNNBase`
+    for the arguments); the reference the onnxruntime port is tested against."""
 
     def __init__(self, min_face_size: int = 20, max_side: int = 640, min_score: float = 0.9) -> None:
-        if min_face_size < self.NATIVE_MIN_FACE:
-            raise ValueError(f"min_face_size must be >= {self.NATIVE_MIN_FACE}, got {min_face_size}")
-        self.min_face_size = min_face_size
-        self.max_side = max_side
-        self.min_score = min_score
+        super().__init__(min_face_size, max_side, min_score)
         self._mtcnn = None
 
     def _model(self):
@@ -63,45 +46,6 @@ class TFMTCNNDetector:
             _compile_stages(self._mtcnn)
         return self._mtcnn
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        import cv2
-
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w), self.NATIVE_MIN_FACE / self.min_face_size)
-        if scale < 1.0:
-            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(image), scale
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return self.detect_batch([image])[0]
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        if len(images) == 0:
-            return []
-        prepared = [self._prepare(im) for im in images]
-        # MTCNN pads a batch to its largest image; group by shape so padding never changes results.
-        results: list[list[Face]] = [[] for _ in images]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (im, _) in enumerate(prepared):
-            groups.setdefault(im.shape, []).append(i)
-        for shape, idx in groups.items():
-            if min(shape[:2]) < 12:  # smaller than PNet's receptive field: nothing to find
-                continue
-            rows = self._model().detect_faces(
-                [prepared[i][0] for i in idx], output_type="numpy", box_format="xyxy",
-                min_face_size=self.NATIVE_MIN_FACE,
-            )
-            rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
-            for row in rows:
-                local = int(row[0])
-                i = idx[local]
-                scale = prepared[i][1]
-                if row[5] < self.min_score:
-                    continue
-                box = tuple(float(v) / scale for v in row[1:5])
-                # MTCNN rows hold the five x coordinates, then the five y coordinates
-                lms = (np.stack([row[6:11], row[11:16]], axis=1) / scale).astype(np.float32)
-                results[i].append(Face(box=box, landmarks=lms, score=float(row[5])))
-        for faces in results:
-            faces.sort(key=lambda f: f.score, reverse=True)
-        return results
+    def _detect_rows(self, images: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(self._model().detect_faces(images, output_type="numpy", box_format="xyxy",
+                                                     min_face_size=self.NATIVE_MIN_FACE), np.float64)
