@@ -43,7 +43,7 @@ def train(
                                          "semi_hard when fine-tuning)."),
     margin: Optional[float] = typer.Option(None, help="Triplet margin α (distance units; default 0.2, 0.1 when fine-tuning)."),
     soft_margin: bool = typer.Option(False, help="Softplus instead of the hinge."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (warm-up + cosine; default 1e-3, 3e-5 when fine-tuning)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (warm-up + cosine; default 1e-3)."),
     warmup_steps: int = typer.Option(200),
     no_augment: bool = typer.Option(False, "--no-augment", help="Disable augmentation."),
     seed: int = typer.Option(0),
@@ -64,7 +64,7 @@ def train(
     """
     if init is not None:
         _finetune(init, data, out_dir, val_fraction, epochs or 6, mining or "semi_hard", 0.1 if margin is None else margin,
-                  soft_margin, 3e-5 if lr is None else lr, distill, p, k, seed, target_far or 1e-2, target_fpir, as_json)
+                  soft_margin, 1e-3 if lr is None else lr, distill, p, k, seed, target_far or 1e-2, target_fpir, as_json)
         return
     epochs = epochs or 30
     mining = mining or "batch_hard"
@@ -144,8 +144,10 @@ def _finetune(init: str, data: List[Path], out_dir: Path, val_fraction: float, e
         from facever.encoder.finetune import FinetuneConfig
         from facever.encoder.finetune_recipe import finetune_from_folders
 
+        # the shipped model's recipe: only the final projection is trained (the conv stages stay as
+        # imported; moving them made held-out people worse in every run, see MODEL_CARD.md)
         cfg = FinetuneConfig(loss=mining, margin=margin, soft=soft, lr=lr, distill=distill, epochs=epochs,
-                             p=p, k=k, seed=seed)
+                             p=p, k=k, seed=seed, freeze_until="pool")
 
         def on_epoch(r) -> None:
             if not as_json and r.val:

@@ -129,3 +129,17 @@ def test_too_few_people_is_a_clear_error(tiny_bundle_dir, tmp_path):
     with pytest.raises(ValueError, match="people with two or more photos"):
         finetune_from_folders(tiny_bundle_dir, [root], tmp_path / "out", detector=StubDetector())
     assert not (tmp_path / "out").exists()
+
+
+def test_few_people_are_all_taken_per_batch():
+    """A user's own small dataset (fewer people than P) still trains: P shrinks, K grows."""
+    import keras
+
+    from facever.encoder.finetune import FinetuneConfig, Finetuner
+
+    inp = keras.Input((2, 2, 16))
+    x = keras.layers.Dense(128, use_bias=False)(keras.layers.Flatten()(inp))
+    head = keras.Model(inp, keras.layers.UnitNormalization()(x))
+    feats, labels = _clustered_features(5, 8, seed=3)
+    history = Finetuner(head, feats, labels, FinetuneConfig(epochs=1, p=32, k=4, lr=1e-3)).fit()
+    assert len(history) == 2 and np.isfinite(history[1].loss)

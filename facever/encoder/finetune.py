@@ -257,6 +257,7 @@ class Finetuner:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Batches per epoch: one pass over the training images in batches of about P·K."""
         return max(1, len(self.labels) // (self.config.p * self.config.k))
 
     def _validate(self) -> dict[str, float]:
@@ -269,10 +270,15 @@ class Finetuner:
         """Run ``config.epochs`` epochs; restore the best validation epoch (epoch 0 = before training)."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        sampler = PKSampler(self.labels, cfg.p, cfg.k, seed=cfg.seed)
+        # a small dataset (a user's own people) may have fewer than P people: take them all, with
+        # more images each, so the batch keeps about P·K images
+        eligible = int((np.bincount(self.labels) >= 2).sum())
+        p = min(cfg.p, eligible)
+        k = min(16, max(cfg.k, (cfg.p * cfg.k) // max(p, 1)))
+        sampler = PKSampler(self.labels, p, k, seed=cfg.seed)
         focus_sampler = None
         if self.focus is not None and cfg.focus_fraction > 0:
-            sub = PKSampler(self.labels[self.focus], min(cfg.p, len(np.unique(self.labels[self.focus])) - 1), cfg.k,
+            sub = PKSampler(self.labels[self.focus], min(p, len(np.unique(self.labels[self.focus])) - 1), k,
                             seed=cfg.seed + 1)
             focus_sampler = lambda: self.focus[sub.sample_batch()]
         step = self._step_fn()
