@@ -160,9 +160,13 @@ def test_ann_mode_without_faiss_is_a_clear_error(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'gallery.db'}"
     with Gallery(url, verifier=numpy_verifier(), index="exact") as g:
         g.enroll("a", [img(1)])
+    monkeypatch.setattr("facever.gallery.core.AUTO_MIN_FACES", 1)  # "auto" would pick the ANN index
+    with Gallery(url, verifier=numpy_verifier(), index="auto") as g:
+        assert g.identify(img(1, 2))[0].person == "a" and g.index_status.backend == "ann"
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss → ImportError
     with Gallery(url, verifier=numpy_verifier(), index="ann") as g:
         with pytest.raises(Exception, match="faiss-cpu"):
             g.identify(img(1, 2))
     with Gallery(url, verifier=numpy_verifier(), index="auto") as g:
         assert g.identify(img(1, 2))[0].person == "a"
+        assert g.index_status.backend == "exact" and "faiss is not installed" in g.index_status.note
