@@ -1,172 +1,18 @@
-"""Open-set thresholds that depend on the gallery size (NumPy only: no TensorFlow, no scikit-learn).
-
-A stranger (someone not enrolled) shown to :meth:`facever.gallery.Gallery.identify` is compared
-with every enrolled face, and is named as *someone* when the nearest one is within the threshold.
-If one comparison falsely accepts with probability ``f`` (the per-comparison false-accept rate at
-the threshold), ``N`` independent comparisons accept a stranger with probability
-
-    FPIR = 1 - (1 - f) ** N                       (false positive identification rate)
-
-so a fixed threshold that is honest for 10 people names most strangers at 100,000. This module
-turns a target FPIR into a distance threshold for the current gallery:
-
-1. :func:`impostor_distribution` measures, once per model on held-out people (at most
-   ``MAX_PER_PERSON`` = 10 faces each, so that a few people with a hundred photos do not outweigh
-   the rest), the distances between faces of *different* people (every pair, in blocks) and
-   stores them compactly as a JSON-ready dict (about 25 KB: the model bundle's ``metadata.open_set``).
-2. :func:`threshold_for_gallery` finds the distance at which the predicted FPIR of this gallery
-   equals the target, and :func:`expected_fpir` reports the FPIR of any threshold (both well
-   under a millisecond).
-
-**Three effects are modelled, each measured on the calibration people:**
-
-* *The far tail of one comparison.* The pooled per-comparison rate ``f(d)`` (fraction of impostor
-  pairs at distance ≤ d) is stored at a log-spaced grid of rates (1e-9 .. 0.5: ``far`` and
-  ``distance``). Rates are trusted down to ``MIN_TAIL_PAIRS / n_impostor``; below that the grid
-  comes from a *probit-linear tail model* ``Φ⁻¹(f) = a + b·d`` fitted on the two decades just above
-  that limit, and is flagged in ``extrapolated``. On synthetic embeddings with look-alike groups and
-  hub faces this form predicted rates 16× rarer than its fitting data within a factor of 2, mostly
-  erring high (a stricter threshold), and beat the same fit on the cosine similarity and
-  exponential tails. It is validated every time it is made: refitted on a 1/16 thinning of the
-  pairs it must predict the rates the full set still resolves (``tail["validation"]``, log10
-  errors). Without a tail model (too few pairs to fit one) the grid is clamped at the resolved
-  limit, and :func:`far_at_distance` never reports a rate below it.
-* *Some faces are near everyone* (poor photos drift towards a common point: "hubs"), and a
-  stranger from a crowded look-alike group is near many people. False accepts concentrate on such
-  probes, so ``1 - (1 - f) ** N`` with the pooled ``f`` overstates the FPIR of large galleries (on
-  synthetic data it predicted 82% for a fixed threshold where 18% was measured, and the adaptive
-  threshold it gave let the FPIR sink to half its target). Each calibration face is therefore a
-  probe with its own rate ``f_i(d)``: measured from its own impostor distances down to its 6th
-  nearest impostor, below that a probit tail ``Φ(z_i + β (d - d_i))`` anchored at its 2nd-6th
-  nearest impostors (``PROBE_K``), whose common slope β makes ``mean_i f_i`` reproduce the pooled
-  tail. The FPIR of ``N_eff`` comparisons is ``mean_i [1 - (1 - f_i) ** N_eff]`` (exact for
-  galleries drawn from the calibration population, given the probe). It is stored per grid
-  distance as the mean rate of the probes in rank bins (finest for the highest rates, which
-  dominate large galleries): ``probes``.
-* *Faces of one person are correlated*, so a person enrolled with ``m`` faces is fewer than ``m``
-  independent chances: ``N_eff = n_people · (n_faces / n_people) ** face_exponent``, the exponent
-  (0: count people, 1: count faces) measured by comparing the rate at which a stranger comes near
-  the nearest of ``m`` = 2, 3 faces of a person with the rate for one face. ``count="faces"`` or
-  ``"people"`` selects the plain counts instead (for comparisons; see ``benchmarks/open_set.py``).
-
-The dict also holds ``validation``: the FPIR measured on random galleries drawn from the
-calibration people at the threshold this module computes for them (in-sample; the held-out check
-is ``benchmarks/open_set.py``).
-"""
+"""Build the impostor distance distribution of a model from held-out people (calibration time)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-#: Target FPIR written into new open-set dicts (probability that a stranger is named as someone).
-DEFAULT_FPIR = 0.01
-
-#: Per-comparison false-accept rate of the enrolment duplicate gate (see :func:`duplicate_threshold`).
-DUPLICATE_FAR = 1e-6
-
-#: Cap on the probability that one face of a distinct new person is refused as a duplicate, at any
-#: gallery size (the per-comparison rate shrinks below :data:`DUPLICATE_FAR` for large galleries).
-DUPLICATE_MAX_REFUSAL = 1e-3
-
-#: Fewest impostor pairs at or below a distance for its empirical rate to be trusted.
-MIN_TAIL_PAIRS = 20
-
-#: A probe's own rate is measured down to its PROBE_K[1]-th nearest impostor face; below, its probit
-#: tail is anchored at the mean of its PROBE_K[0]-th .. PROBE_K[1]-th nearest (rate, distance).
-#: Chosen on held-out real embeddings (LFW DevTest + pins/bollywood test people, dlib ResNet) and
-#: synthetic ones: anchors near the nearest impostor kept real FPIRs at 0.8-1.1% of a 1% target but
-#: let synthetic ones sink to 0.3%; anchors at the 10th nearest did the opposite (real up to 1.4%).
-PROBE_K = (2, 6)
-
-#: Calibration faces kept per person (random): a few people with ~100 photos (pins, bollywood)
-#: must not outweigh thousands with one or two, and a gallery holds a few faces per person.
-MAX_PER_PERSON = 10
-
-#: Format version of the open-set dict.
-OPEN_SET_VERSION = 1
-
-Count = Literal["effective", "faces", "people"]
-
-_BINS = 1 << 17                 # similarity histogram bins over [-1, 1] (width 1.5e-5)
-_BLOCK_ELEMENTS = 1 << 24       # similarities computed at once (64 MiB of float32)
-_TAIL_FIT_MAX = 1e-2            # highest rate the tail models are fitted on
-_TAIL_FIT_DECADES = 2.0         # width of the fitted range of rates, decades above the resolved limit
-_THIN = 16                      # thinning factor of the tail validation
-_MAX_PROBES = 20000             # calibration faces used as probes of the hub model
-
-
-# ==============================================================================================
-# Normal distribution helpers (no SciPy)
-# ==============================================================================================
-def _erfc(x: np.ndarray) -> np.ndarray:
-    """Complementary error function, vectorised (Numerical Recipes' erfcc: relative error < 1.2e-7)."""
-    x = np.asarray(x, np.float64)
-    z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
-    r = t * np.exp(poly)
-    return np.where(x >= 0, r, 2.0 - r)
-
-
-def _norm_cdf(z: np.ndarray | float) -> np.ndarray:
-    return 0.5 * _erfc(-np.asarray(z, np.float64) / math.sqrt(2.0))
-
-
-def _norm_ppf(p: np.ndarray | float) -> np.ndarray:
-    """Inverse standard normal CDF (Acklam's approximation refined by one Halley step)."""
-    p = np.clip(np.asarray(p, np.float64), 1e-300, 1 - 1e-16)
-    a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
-         -3.066479806614716e+01, 2.506628277459239e+00]
-    b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
-         -1.328068155288572e+01]
-    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
-         4.374664141464968e+00, 2.938163982698783e+00]
-    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
-    lo, hi = 0.02425, 1 - 0.02425
-    x = np.empty_like(p)
-    m = p < lo
-    q = np.sqrt(-2 * np.log(p[m]))
-    x[m] = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
-           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-    m = (p >= lo) & (p <= hi)
-    q = p[m] - 0.5
-    r = q * q
-    x[m] = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / \
-           (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    m = p > hi
-    q = np.sqrt(-2 * np.log1p(-p[m]))
-    x[m] = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / \
-           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-    e = _norm_cdf(x) - p                                   # one Halley step
-    u = e * math.sqrt(2 * math.pi) * np.exp(x * x / 2)
-    return x - u / (1 + x * u / 2)
-
-
-def _sim_to_dist(s: np.ndarray | float) -> np.ndarray:
-    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(s, np.float64), 0.0, 4.0))
-
-
-def _dist_to_sim(d: np.ndarray | float) -> np.ndarray:
-    return 1.0 - np.asarray(d, np.float64) ** 2 / 2.0
-
-
-def _at_least_one(rate: np.ndarray, n: float) -> np.ndarray:
-    """``1 - (1 - rate) ** n``, accurate for tiny rates."""
-    rate = np.minimum(np.asarray(rate, np.float64), 1.0 - 1e-16)
-    return -np.expm1(n * np.log1p(-rate))
-
-
-# ==============================================================================================
-# Calibration
-# ==============================================================================================
-def default_far_grid() -> np.ndarray:
-    """The per-comparison false-accept rates the distribution is stored at: 1e-9 .. 0.5, 8 per decade."""
-    return np.unique(np.concatenate([10.0 ** np.arange(-9.0, -0.3 + 1e-9, 0.125), [0.5]]))
-
+from facever.open_set.common import (
+    DEFAULT_FPIR, DUPLICATE_FAR, MAX_PER_PERSON, MIN_TAIL_PAIRS, OPEN_SET_VERSION, PROBE_K, _BINS,
+    _BLOCK_ELEMENTS, _MAX_PROBES, _TAIL_FIT_DECADES, _TAIL_FIT_MAX, _THIN, _dist_to_sim, _norm_cdf,
+    _norm_ppf, _sim_to_dist, _tail_distance, _tail_far, default_far_grid
+)
+from facever.open_set.thresholds import threshold_for_gallery
 
 def _clean(embeddings: np.ndarray, labels: np.ndarray, max_per_person: int | None = None,
            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -240,14 +86,6 @@ def _fit_tail(hist: np.ndarray, min_pairs: int) -> dict[str, Any] | None:
     resid = zs - (a + b * xs)
     return {"model": "probit_linear_in_distance", "a": float(a), "b": float(b),
             "fit_far": [float(f_lo), float(f_hi)], "rms_residual_z": float(np.sqrt(np.mean(resid ** 2)))}
-
-
-def _tail_far(tail: dict[str, Any], d: np.ndarray | float) -> np.ndarray:
-    return _norm_cdf(tail["a"] + tail["b"] * np.asarray(d, np.float64))
-
-
-def _tail_distance(tail: dict[str, Any], far: np.ndarray | float) -> np.ndarray:
-    return np.clip((_norm_ppf(far) - tail["a"]) / tail["b"], 0.0, 2.0)
 
 
 def _empirical_distance(hist: np.ndarray, far: np.ndarray) -> np.ndarray:
@@ -448,25 +286,6 @@ def _probe_model(x: np.ndarray, codes: np.ndarray, hist: np.ndarray, t_grid: np.
             "rates": [[float(f"{v:.4g}") for v in row] for row in means.T]}
 
 
-def _mixture_curve(probes: dict[str, Any], n_eff: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(distances, FPIR)`` of the mixture at its grid for ``n_eff`` comparisons."""
-    rates = np.asarray(probes["rates"], np.float64)          # (T, bins)
-    weights = np.asarray(probes["bin_weights"], np.float64)
-    return np.asarray(probes["distance"], np.float64), _at_least_one(rates, n_eff) @ weights
-
-
-def _probe_fpir(probes: dict[str, Any], t: float, n_eff: float) -> float:
-    """FPIR at distance ``t``: log-linear between grid distances, extrapolated below the first two."""
-    grid, fpir = _mixture_curve(probes, n_eff)
-    logf = np.log(np.maximum(fpir, 1e-300))
-    if t <= grid[0]:
-        slope = (logf[1] - logf[0]) / max(grid[1] - grid[0], 1e-12)
-        return float(math.exp(logf[0] + slope * (t - grid[0])))
-    if t >= grid[-1]:
-        return float(fpir[-1])
-    return float(math.exp(np.interp(t, grid, logf)))
-
-
 def _validate_galleries(x: np.ndarray, codes: np.ndarray, open_set: dict[str, Any], seed: int,
                         max_probes: int = 3000) -> list[dict[str, Any]]:
     """FPIR measured on random galleries of the calibration people (up to 3 faces each) at the
@@ -577,174 +396,7 @@ def impostor_distribution(embeddings: np.ndarray, labels: np.ndarray, *, descrip
 # ==============================================================================================
 # Use
 # ==============================================================================================
-def validate(open_set: dict[str, Any]) -> None:
-    """Raise ValueError unless ``open_set`` looks like :func:`impostor_distribution`'s output."""
-    if not isinstance(open_set, dict) or open_set.get("kind") != "impostor_distribution":
-        raise ValueError("not an open-set impostor distribution")
-    if int(open_set.get("version", 0)) > OPEN_SET_VERSION:
-        raise ValueError(f"open-set data version {open_set['version']} is newer than this facever supports")
-    far, dist = open_set.get("far"), open_set.get("distance")
-    if not far or not dist or len(far) != len(dist):
-        raise ValueError("open-set data needs equally long 'far' and 'distance' lists")
-    probes = open_set.get("probes")
-    if probes:
-        rates, weights, grid = probes.get("rates"), probes.get("bin_weights"), probes.get("distance")
-        if not rates or not weights or not grid or len(rates) != len(grid) or len(grid) < 2 \
-                or any(len(row) != len(weights) for row in rates):
-            raise ValueError("open-set 'probes' needs a rates row per distance, one rate per bin weight")
 
-
-def effective_count(open_set: dict[str, Any], n_faces: int, n_people: int, count: Count = "effective",
-                    scoring: str = "nearest") -> float:
-    """The number of independent comparisons a stranger gets in a gallery (0 for an empty one).
-
-    ``"effective"``: ``n_people · (n_faces / n_people) ** face_exponent``; ``"faces"``: every face;
-    ``"people"``: one per person. With ``scoring="mean3"`` a person yields one averaged score, so
-    people are counted (an average of distances is never below the nearest one, so the nearest-face
-    model makes the result an upper bound on the FPIR).
-    """
-    if count not in ("effective", "faces", "people"):
-        raise ValueError(f"unknown count {count!r}; use 'effective', 'faces' or 'people'")
-    n_faces, n_people = int(n_faces), int(n_people)
-    if n_people <= 0:
-        return 0.0
-    n_faces = max(n_faces, n_people)
-    if scoring == "mean3" or count == "people":
-        return float(n_people)
-    if count == "faces":
-        return float(n_faces)
-    alpha = float(open_set.get("face_exponent", 1.0))
-    return n_people * (n_faces / n_people) ** alpha
-
-
-def distance_at_far(open_set: dict[str, Any], far: float) -> float:
-    """The distance at which one impostor comparison is accepted with probability ``far`` (pooled).
-
-    Between grid points: linear in log-rate. Below the grid: the tail model (or the smallest stored
-    distance when there is none). Above it: the largest stored distance.
-    """
-    grid = np.log(np.asarray(open_set["far"], np.float64))
-    dist = np.asarray(open_set["distance"], np.float64)
-    lf = math.log(max(float(far), 1e-300))
-    if lf < grid[0]:
-        tail = open_set.get("tail")
-        return float(min(dist[0], _tail_distance(tail, math.exp(lf)))) if tail else float(dist[0])
-    return float(np.interp(lf, grid, dist))
-
-
-def far_at_distance(open_set: dict[str, Any], distance: float) -> float:
-    """Pooled per-comparison false-accept rate of a threshold ``distance`` (inverse of :func:`distance_at_far`).
-
-    Never below the smallest rate the data (or its tail model) supports.
-    """
-    grid = np.asarray(open_set["far"], np.float64)
-    dist = np.asarray(open_set["distance"], np.float64)
-    d = float(distance)
-    if d < dist[0]:
-        tail = open_set.get("tail")
-        return float(min(grid[0], _tail_far(tail, d))) if tail else float(grid[0])
-    if d >= dist[-1]:
-        return 1.0 if d >= 2.0 else float(grid[-1])
-    pos = int(np.searchsorted(dist, d, side="right"))  # dist[pos-1] ≤ d < dist[pos]
-    lo, hi = pos - 1, pos
-    w = (d - dist[lo]) / (dist[hi] - dist[lo])
-    return float(math.exp(math.log(grid[lo]) + w * (math.log(grid[hi]) - math.log(grid[lo]))))
-
-
-def fpir_for(far: float, n_eff: float) -> float:
-    """``1 - (1 - far) ** n_eff``: at least one of ``n_eff`` independent comparisons accepts."""
-    if n_eff <= 0:
-        return 0.0
-    return float(_at_least_one(min(max(float(far), 0.0), 1.0), n_eff))
-
-
-def far_for(fpir: float, n_eff: float) -> float:
-    """Per-comparison rate that gives ``fpir`` over ``n_eff`` comparisons (inverse of :func:`fpir_for`)."""
-    return float(-math.expm1(math.log1p(-float(fpir)) / max(float(n_eff), 1.0)))
-
-
-def expected_fpir(open_set: dict[str, Any], threshold: float, n_faces: int, n_people: int,
-                  scoring: str = "nearest", count: Count = "effective") -> float:
-    """The FPIR a ``threshold`` gives in a gallery of ``n_people`` people with ``n_faces`` faces.
-
-    With the hub model (``open_set["probes"]``): ``mean_i [1 - (1 - f_i(threshold)) ** N_eff]``;
-    without it: ``1 - (1 - f(threshold)) ** N_eff`` with the pooled rate.
-    """
-    n_eff = effective_count(open_set, n_faces, n_people, count, scoring)
-    if n_eff <= 0:
-        return 0.0
-    probes = open_set.get("probes")
-    if probes:
-        return _probe_fpir(probes, float(threshold), n_eff)
-    return fpir_for(far_at_distance(open_set, threshold), n_eff)
-
-
-def _solve(open_set: dict[str, Any], n_eff: float, fpir: float) -> float:
-    """Largest distance whose predicted FPIR over ``n_eff`` comparisons is ≤ ``fpir``."""
-    probes = open_set.get("probes")
-    if not probes:
-        return distance_at_far(open_set, far_for(fpir, n_eff))
-    grid, curve = _mixture_curve(probes, n_eff)
-    if curve[-1] <= fpir:
-        return float(grid[-1])
-    logf = np.log(np.maximum(curve, 1e-300))
-    target = math.log(fpir)
-    j = int(np.searchsorted(curve, fpir, side="right"))     # curve[j-1] ≤ fpir < curve[j]
-    if j == 0:                                              # below the grid: extrapolate
-        slope = (logf[1] - logf[0]) / max(grid[1] - grid[0], 1e-12)
-        return float(max(0.0, grid[0] + (target - logf[0]) / slope)) if slope > 0 else float(grid[0])
-    w = (target - logf[j - 1]) / max(logf[j] - logf[j - 1], 1e-300)
-    return float(grid[j - 1] + w * (grid[j] - grid[j - 1]))
-
-
-def threshold_for_gallery(open_set: dict[str, Any], n_faces: int, n_people: int, fpir: float | None = None,
-                          scoring: str = "nearest", count: Count = "effective") -> tuple[float, float]:
-    """The identification threshold that keeps the FPIR at ``fpir`` in this gallery.
-
-    Args:
-        open_set: :func:`impostor_distribution`'s dict (the bundle's ``metadata.open_set``).
-        n_faces, n_people: enrolled faces and people (searched under the current model).
-        fpir: target probability that a stranger is named as someone (default: the dict's
-            ``default_fpir``).
-        scoring: the person scoring identification uses (``"nearest"`` or ``"mean3"``).
-        count: how comparisons are counted (see :func:`effective_count`).
-    Returns:
-        ``(threshold, expected_fpir)``: the distance threshold, and the FPIR predicted for it here:
-        the target, unless the data cannot promise it (pooled model clamped at its resolved limit),
-        or 0 for an empty gallery (whose threshold is the one for a single comparison).
-    """
-    validate(open_set)
-    fpir = float(open_set.get("default_fpir", DEFAULT_FPIR) if fpir is None else fpir)
-    if not 0 < fpir < 1:
-        raise ValueError(f"fpir must be in (0, 1), got {fpir}")
-    n_eff = effective_count(open_set, n_faces, n_people, count, scoring)
-    thr = _solve(open_set, max(n_eff, 1.0), fpir)
-    if n_eff <= 0:
-        return thr, 0.0
-    return thr, expected_fpir(open_set, thr, n_faces, n_people, scoring, count)
-
-
-def duplicate_threshold(open_set: dict[str, Any], n_faces: int, n_people: int,
-                        far: float | None = None, max_refusal: float = DUPLICATE_MAX_REFUSAL) -> tuple[float, float]:
-    """Threshold of the enrolment duplicate gate: a new face nearer than it to someone is refused.
-
-    The pooled per-comparison false-accept rate is at most ``far`` (default: the dict's
-    ``duplicate_far``, 1e-6), and the threshold is lowered further in large galleries so that the
-    chance that one face of a distinct new person is refused stays at most ``max_refusal``
-    (predicted as :func:`expected_fpir`).
-
-    Returns ``(threshold, refusal probability per face of a distinct person)``.
-    """
-    validate(open_set)
-    far = float(open_set.get("duplicate_far", DUPLICATE_FAR) if far is None else far)
-    n_eff = max(effective_count(open_set, n_faces, n_people), 1.0)
-    thr = min(distance_at_far(open_set, far), _solve(open_set, n_eff, max_refusal))
-    return thr, expected_fpir(open_set, thr, max(n_faces, 1), max(n_people, 1))
-
-
-# ==============================================================================================
-# Synthetic identities (tests and benchmarks)
-# ==============================================================================================
 def synthetic_embeddings(n_people: int, per_person: int | tuple[int, int] = 3, dim: int = 128, *,
                          groups: int = 8, group_weight: float = 0.45, spread: float = 1.2,
                          hub_weight: float = 0.45, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -776,3 +428,4 @@ def synthetic_embeddings(n_people: int, per_person: int | tuple[int, int] = 3, d
     hubness = np.abs(rng.normal(size=(n, 1))) * hub_weight
     x = unit(centres[labels] + noise + hubness * hub)
     return x.astype(np.float32), labels
+
