@@ -18,7 +18,9 @@ chosen and the FPIR it gives.
 
 Where things are:
 
-* :mod:`facever.gallery.core`: :class:`Gallery` (enrol, identify, verify_person, manage, reindex).
+* :mod:`facever.gallery.core`: :class:`Gallery` (identify, verify_person, manage, reindex, the index).
+* :mod:`facever.gallery.enrolment`: the enrolment half of :class:`Gallery` (detect, check, deduplicate, write).
+* :mod:`facever.gallery.records`: name rules, crop PNG encoding, image reading and hashing.
 * :mod:`facever.gallery.search`: :class:`SearchIndex`, :func:`person_distances`, :func:`nearest_k`.
 * :mod:`facever.gallery.policy`: :class:`ThresholdChoice`, identification threshold and duplicate gate.
 * :mod:`facever.gallery.results`: the result dataclasses (``to_dict()`` = the CLI's ``--json``).
@@ -26,8 +28,9 @@ Where things are:
 """
 
 from facever.errors import NoGalleryError, PersonExistsError
-from facever.gallery.core import (MIN_FACE_SIZE, MIN_SHARPNESS, Gallery, Progress, check_name, decode_png,
-                                  encode_png)
+from facever.gallery.core import Gallery
+from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Progress
+from facever.gallery.records import check_name, decode_png, encode_png
 from facever.gallery.folders import IMAGE_SUFFIXES, image_files, person_folders
 from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold
 from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, PersonDetail,

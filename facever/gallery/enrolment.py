@@ -1,0 +1,267 @@
+"""Enrolment: read, detect, align, quality-check, deduplicate and write a person's faces in one
+transaction (:class:`EnrolmentMixin`, part of :class:`facever.gallery.Gallery`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import numpy as np
+
+from facever.errors import DuplicateIdentityError, FaceQualityError, ImageError, MultipleFacesError, NoFaceError
+from facever.gallery.folders import person_folders
+from facever.gallery.policy import ThresholdChoice, duplicate_gate
+from facever.gallery.records import _label, _metadata_json, _read_and_hash, check_name, encode_png
+from facever.gallery.results import EnrollReport, ImageOutcome
+from facever.store import repository as repo
+from facever.store.session import WriteConflict
+
+if TYPE_CHECKING:
+    from facever.embedding import AlignedFace
+
+#: ``progress(done, total)`` callback for long operations.
+Progress = Callable[[int, int], None]
+
+#: Default quality bar: estimated face width in source pixels, Laplacian variance of the crop.
+MIN_FACE_SIZE = 40.0
+MIN_SHARPNESS = 15.0
+
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class _Pending:
+    """An accepted image waiting to be written."""
+
+    index: int
+    label: str
+    sha256: str
+    aligned: "AlignedFace"
+
+
+#: Photos detected at once during enrolment (threads; onnxruntime runs without the GIL).
+ENROLL_THREADS = 2
+
+class EnrolmentMixin:
+    """The enrolment half of :class:`~facever.gallery.Gallery` (which provides ``db``, ``verifier``,
+    ``min_face_size``, ``min_sharpness``, ``_search_index``, ``threshold_for`` and ``_metadata``)."""
+
+    # -- enrolment ------------------------------------------------------------------------------
+    def enroll(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray], force: bool = False,
+               allow_duplicate: bool = False, strict: bool = False, progress: Progress | None = None) -> EnrollReport:
+        """Enroll images of one person, in one transaction.
+
+        Every image is first read, hashed (SHA-256 of its bytes), detected (the verifier's face
+        policy: largest face by default), aligned and quality-checked; the accepted faces are then
+        embedded in one batch and written together, so an exception leaves the database exactly as
+        it was. An image whose bytes are already enrolled for this person is ``skipped``.
+
+        Args:
+            name: the person's name, stored exactly (any characters but control characters).
+            images: paths, encoded image bytes, or ``(H, W, 3)`` RGB uint8 arrays.
+            force: accept faces below the quality bar (``min_face_size``, ``min_sharpness``).
+            allow_duplicate: enroll even when a face is nearer than the duplicate gate to another
+                enrolled person (see :meth:`duplicate_threshold`).
+            strict: raise the first rejection's error instead of reporting it (nothing is written).
+            progress: called as ``progress(images done, images total)``.
+
+        Raises:
+            DuplicateIdentityError: a face is nearer than the duplicate gate to another person (nothing
+                written); the message names that person, the distance and what to do.
+            ModelVersionMismatchError: the gallery holds faces not embedded by this model.
+            DatabaseError: the write failed (rolled back).
+            ValueError: invalid name.
+        """
+        name = check_name(name)
+        images = list(images)
+        with self.db.read() as session:
+            person = repo.get_person(session, name)
+            known = repo.person_hashes(session, person.id) if person is not None else set()
+        outcomes: list[ImageOutcome | None] = [None] * len(images)
+        pending: list[_Pending] = []
+        seen: set[str] = set()
+        detected = self._detect_all(images, known)
+        for i, image in enumerate(images):
+            outcome = self._prepare(i, image, known, seen, force, pending, detected.get(i))
+            if outcome is not None:
+                outcomes[i] = outcome
+                if strict and outcome.status == "rejected":
+                    raise outcome.error or FaceQualityError(outcome.reason)
+            if progress is not None:
+                progress(i + 1, len(images))
+        if pending:
+            vectors = self.verifier.embedder.embed_crops(np.stack([p.aligned.crop for p in pending]))
+            if not allow_duplicate:
+                self._check_duplicates(name, pending, vectors)
+            for p, face_id in zip(pending, self._write_faces(name, pending, vectors)):
+                face = p.aligned.face.to_dict()
+                quality = p.aligned.quality.to_dict()
+                outcomes[p.index] = (
+                    ImageOutcome(p.label, "enrolled", "", p.sha256, face_id, face, quality) if face_id is not None
+                    else ImageOutcome(p.label, "skipped", "already enrolled for this person", p.sha256))
+        return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None])
+
+    def _detect_all(self, images: list, known: set[str]) -> dict[int, tuple]:
+        """Read, hash and detect + align every image not already enrolled, two at a time.
+
+        Returns ``{index: (data, sha, aligned | None, error | None)}`` (missing: unreadable, or its
+        bytes are already enrolled). Detection runs in a small thread pool: onnxruntime releases
+        the GIL, so on two cores two photos are detected at once (enrolment is otherwise bound by
+        one-image-at-a-time detection)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        jobs: dict[int, tuple] = {}
+        for i, image in enumerate(images):
+            try:
+                data, sha = _read_and_hash(image, _label(image, i))
+            except ImageError:
+                continue  # reported by _prepare
+            if sha not in known:
+                jobs[i] = (data, sha)
+
+        def detect(item):
+            i, (data, sha) = item
+            try:
+                return i, (data, sha, self.verifier.faces(data, name=_label(images[i], i))[0], None)
+            except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
+                return i, (data, sha, None, exc)
+
+        _ = self.verifier  # load the model once, before the threads
+        if len(jobs) < 2:
+            return dict(map(detect, jobs.items()))
+        with ThreadPoolExecutor(max_workers=ENROLL_THREADS) as pool:
+            return dict(pool.map(detect, jobs.items()))
+
+    def _prepare(self, i: int, image, known: set[str], seen: set[str], force: bool,
+                 pending: list[_Pending], detected: tuple | None = None) -> ImageOutcome | None:
+        """Read, hash, detect, align and quality-check one image; queue it or return its outcome.
+
+        ``detected``: this image's ``(data, sha, aligned, error)`` from :meth:`_detect_all`."""
+        label = _label(image, i)
+        if detected is not None:
+            data, sha, aligned, error = detected
+        else:
+            try:
+                data, sha = _read_and_hash(image, label)
+            except ImageError as exc:
+                return ImageOutcome(label, "rejected", str(exc), error=exc)
+            aligned, error = None, None
+        if sha in known:
+            return ImageOutcome(label, "skipped", "already enrolled for this person", sha)
+        if sha in seen:
+            return ImageOutcome(label, "skipped", "same image given twice", sha)
+        if detected is None:
+            try:
+                aligned = self.verifier.faces(data, name=label)[0]
+            except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
+                error = exc
+        if error is not None:
+            return ImageOutcome(label, "rejected", str(error), sha, error=error)
+        problem = self.quality_problem(aligned)
+        if problem and not force:
+            exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
+            return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face.to_dict(),
+                                quality=aligned.quality.to_dict(), error=exc)
+        seen.add(sha)
+        pending.append(_Pending(i, label, sha, aligned))
+        return None
+
+    def quality_problem(self, aligned: "AlignedFace") -> str | None:
+        """Why a face is below the enrolment quality bar, or None when it passes."""
+        q = aligned.quality
+        if q.face_size < self.min_face_size:
+            return f"face too small ({q.face_size:.0f} px wide < {self.min_face_size:.0f} px)"
+        if q.sharpness < self.min_sharpness:
+            return f"face too blurry (sharpness {q.sharpness:.1f} < {self.min_sharpness:.1f})"
+        return None
+
+    def duplicate_threshold(self) -> ThresholdChoice:
+        """The enrolment duplicate gate for the gallery as it is now (see :func:`~facever.gallery.duplicate_gate`)."""
+        index = self._search_index()
+        return duplicate_gate(self._metadata, float(self.verifier.threshold), len(index), index.n_people)
+
+    def _check_duplicates(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> None:
+        """Raise :class:`DuplicateIdentityError` if a new face is nearer than the duplicate gate to
+        another person (a strict per-comparison false-accept rate, scaled by the gallery size)."""
+        index = self._search_index()
+        if index.n_people == 0 or (index.n_people == 1 and index.names[0] == name):
+            return
+        idx, dist = self._top_people(vectors, 2, "nearest")  # the nearest other person is among the 2 best
+        own = index.names.index(name) if name in index.names else -1
+        dist = np.where((idx == own) | (idx < 0), np.inf, dist)
+        col = np.argmin(dist, axis=1)
+        best, best_d = idx[np.arange(len(idx)), col], dist[np.arange(len(idx)), col]
+        j = int(np.argmin(best_d))
+        gate = self.duplicate_threshold()
+        if best_d[j] < gate.threshold:
+            other = index.names[int(best[j])]
+            raise DuplicateIdentityError(
+                f"{pending[j].label}: this face is {best_d[j]:.3f} from enrolled person {other!r} (duplicate gate "
+                f"{gate.threshold:.3f}: {gate.note}); not enrolling {name!r}. If these are photos of {other!r}, "
+                f"enroll them under that name; if {name!r} is someone else, pass --allow-duplicate "
+                f"(Python: allow_duplicate=True)")
+
+    def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> list[int | None]:
+        """Write the accepted faces in one transaction; ids, None where another writer got there first."""
+        version = self.verifier.model_version
+        meta = _metadata_json(self.verifier)
+        new = [repo.NewFace(crop_png=encode_png(p.aligned.crop), source=p.label, sha256=p.sha256,
+                            box=[float(v) for v in p.aligned.face.box],
+                            landmarks=np.asarray(p.aligned.face.landmarks, float).round(3).tolist(),
+                            detector_score=float(p.aligned.face.score),
+                            quality={k: float(v) for k, v in asdict(p.aligned.quality).items()}) for p in pending]
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with self.db.write() as session:
+                    person = repo.get_or_create_person(session, name)
+                    repo.ensure_model(session, version, meta)
+                    existing = repo.person_hashes(session, person.id)
+                    ids: list[int | None] = []
+                    for face, vector in zip(new, vectors):
+                        if face.sha256 in existing:
+                            ids.append(None)
+                            continue
+                        ids.append(repo.add_face(session, person.id, face, version, vector))
+                        existing.add(face.sha256)
+                    person_id = person.id
+                break
+            except WriteConflict:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        if self._index is not None and self._index.model_version == version:
+            written = [v for v, i in zip(vectors, ids) if i is not None]
+            if written:
+                self._index.add(person_id, name, np.stack(written))
+                if self._ann is not None:
+                    self._ann.add([i for i in ids if i is not None], person_id, np.stack(written))
+        return ids
+
+    def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,
+                   progress: Progress | None = None) -> Iterator[EnrollReport]:
+        """Enroll a folder holding one sub-folder of images per person (the folder name is the name).
+
+        Each person is one transaction, so an interrupted run leaves every person either fully
+        enrolled or absent, and running it again completes the rest (already enrolled images are
+        skipped). A person refused as a duplicate identity, or with an invalid name, is reported with
+        ``error`` set and the others go on. Yields one :class:`EnrollReport` per person, by name.
+
+        Args:
+            progress: called as ``progress(images done, images total)`` over the whole folder.
+        """
+        folders = person_folders(root)
+        total = sum(len(files) for _, files in folders)
+        done = 0
+        for name, files in folders:
+            def step(i: int, _n: int, base: int = done) -> None:
+                if progress is not None:
+                    progress(base + i, total)
+            try:
+                report = self.enroll(name, files, force=force, allow_duplicate=allow_duplicate, progress=step)
+            except (DuplicateIdentityError, ValueError) as exc:
+                report = EnrollReport(person=name, error=str(exc))
+            done += len(files)
+            if progress is not None:
+                progress(done, total)
+            yield report
+
