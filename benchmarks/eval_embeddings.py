@@ -28,23 +28,10 @@ def lookup(npz: str):
 
 
 def heldout_pairs(names: list[str], emb: np.ndarray, people: set[str]) -> dict:
-    """Every genuine and impostor pair among the images of ``people``."""
+    """Every genuine and impostor pair among the images of ``people`` (:func:`facever.evaluation.evaluate_identity_pairs`)."""
     idx = [i for i, n in enumerate(names) if n.split("/")[0] in people]
     labels = np.array([names[i].split("/")[0] for i in idx])
-    e = emb[idx]
-    _, lab = np.unique(labels, return_inverse=True)
-    res = ev.all_pairs_distances(e, lab)
-    gen, imp = res["genuine"], res["impostor"]
-    d = np.concatenate([gen, imp])
-    s = np.r_[np.ones(len(gen), bool), np.zeros(len(imp), bool)]
-    m = ev.verification_metrics(d, s)
-    # pair accuracy on a balanced set: every genuine pair and as many random impostor pairs (seed 0)
-    pick = np.random.default_rng(0).choice(len(imp), size=min(len(gen), len(imp)), replace=False)
-    kf = ev.kfold_accuracy(np.r_[gen, imp[pick]], np.r_[np.ones(len(gen), bool), np.zeros(len(pick), bool)],
-                           folds=10, seed=0)
-    return {"n_people": len(set(labels)), "n_images": len(idx), "n_genuine": len(gen), "n_impostor": len(imp),
-            "failed_images": int((~np.isfinite(e).all(1)).sum()), "roc_auc": m["roc_auc"], "eer": m["eer"],
-            "tar_at_far": m["tar_at_far"], "pair_accuracy": kf["mean"]}
+    return ev.evaluate_identity_pairs(emb[idx], labels)
 
 
 def main() -> None:

@@ -205,14 +205,9 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
             task = bar.add_task("embedding photos", total=len(paths))
             emb = embed_lfw_images(verifier, data, paths, batch_size=batch_size,
                                    progress=lambda done, total: bar.update(task, completed=done, total=total)).embeddings
-        result = evaluate_identity_pairs(emb, labels)
-        meta = verifier.bundle.metadata
+        tau = verifier.bundle.metadata.threshold
+        result = evaluate_identity_pairs(emb, labels, threshold=None if tau is None else float(tau.value))
         result["model"] = {"path": str(verifier.bundle.path), "version": verifier.model_version}
-        if meta.threshold is not None:
-            from facever.matching import rates_at
-
-            result["at_tau"] = dict(zip(("far", "frr"), rates_at_pairs(emb, labels, float(meta.threshold.value), rates_at)))
-            result["at_tau"]["threshold"] = float(meta.threshold.value)
     if as_json:
         print_json(result)
         return
@@ -223,18 +218,7 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
                      for k, v in result["tar_at_far"].items())
     out.print(f"  pair accuracy {result['pair_accuracy']:.2%} ± {result['pair_accuracy_stderr']:.2%} (balanced, 10-fold)")
     out.print(f"  ROC AUC {result['roc_auc']:.4f}, EER {result['eer']:.2%}; TAR {tars}")
-    if "at_tau" in result:
-        t = result["at_tau"]
+    if "at_threshold" in result:
+        t = result["at_threshold"]
         out.print(f"  at the model's τ = {t['threshold']:.4f}: FAR {t['far']:.2%}, FRR {t['frr']:.2%}")
 
-
-def rates_at_pairs(emb, labels, tau: float, rates_at) -> tuple[float, float]:
-    """(FAR, FRR) at ``tau`` over every pair of ``emb`` (failed images: distance 2)."""
-    import numpy as np
-
-    from facever.evaluation import all_pairs_distances
-
-    res = all_pairs_distances(emb, labels)
-    d = np.concatenate([res["genuine"], res["impostor"]])
-    same = np.r_[np.ones(len(res["genuine"]), bool), np.zeros(len(res["impostor"]), bool)]
-    return rates_at(tau, d, same)

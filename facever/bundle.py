@@ -139,6 +139,14 @@ def read_metadata(directory: str | os.PathLike[str]) -> BundleMetadata:
         raise ModelError(f"{meta_path}: unreadable model metadata ({exc})") from exc
 
 
+def open_bundle(directory: str | os.PathLike[str]) -> tuple[Path, BundleMetadata]:
+    """``(directory, metadata)`` of an existing bundle. Raises :class:`NoModelError` / :class:`ModelError`."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise NoModelError(f"{directory}: model bundle not found")
+    return directory, read_metadata(directory)
+
+
 def load_bundle(directory: str | os.PathLike[str], threads: int | None = None) -> ModelBundle:
     """Load a bundle's metadata and its exported encoder graph (onnxruntime; no TensorFlow).
 
@@ -151,10 +159,7 @@ def load_bundle(directory: str | os.PathLike[str], threads: int | None = None) -
     """
     from facever.runtime import OnnxEncoder
 
-    directory = Path(directory)
-    if not directory.exists():
-        raise NoModelError(f"{directory}: model bundle not found")
-    metadata = read_metadata(directory)
+    directory, metadata = open_bundle(directory)
     graph = directory / ENCODER_FILE
     if not graph.is_file():
         raise NoModelError(f"{directory}: no exported encoder here (missing {ENCODER_FILE}); "

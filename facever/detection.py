@@ -167,6 +167,13 @@ def select_faces(faces: list[Face], policy: FacePolicy = "largest", source: str 
     return ordered[:1]
 
 
+def central_face(faces: Sequence[Face], shape: tuple[int, ...]) -> Face:
+    """The face whose box centre is nearest the centre of an image of ``shape`` ``(H, W, ...)``: LFW's
+    convention, and the right pick for photo sets of one person per image or folder."""
+    cx, cy = shape[1] / 2.0, shape[0] / 2.0
+    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
+
+
 _default: Detector | None = None
 
 

@@ -65,11 +65,13 @@ def align_faces(image: np.ndarray, faces: Sequence[Face], size: int = 150,
 
 
 def detect_with_retry(detector: Detector, rgb: np.ndarray) -> list[Face]:
-    """Faces of ``rgb``; when none is found, once more on the image framed by a black border
-    (:data:`RETRY_PAD`), with coordinates mapped back (they may then lie slightly outside)."""
-    faces = detector.detect(rgb)
-    if faces:
-        return faces
+    """Faces of ``rgb``; when none is found, once more on a padded copy (:func:`detect_padded`)."""
+    return detector.detect(rgb) or detect_padded(detector, rgb)
+
+
+def detect_padded(detector: Detector, rgb: np.ndarray) -> list[Face]:
+    """Faces of ``rgb`` framed by a black border of :data:`RETRY_PAD` of each side (tight face crops
+    leave MTCNN no context), with coordinates mapped back (they may then lie slightly outside)."""
     h, w = rgb.shape[:2]
     px, py = int(RETRY_PAD * w), int(RETRY_PAD * h)
     if min(px, py) < 1:

@@ -28,6 +28,7 @@ import numpy as np
 
 from facever.detection import MTCNNBase
 from facever.errors import ModelError
+from facever.runtime import onnx_session
 
 # Defaults of the mtcnn 1.0.0 stages (StagePNet, StageRNet, StageONet), which MTCNNDetector uses.
 _MIN_SIZE = 12  # PNet window
@@ -288,26 +289,11 @@ class OnnxMTCNNDetector(MTCNNBase):
             return self._sessions
         with self._lock:
             if self._sessions is None:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.log_severity_level = 3
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 folder = self._graph_dir()
                 sessions = {}
                 for stage, (filename, outputs) in _GRAPHS.items():
                     path = folder.joinpath(filename)
-                    try:
-                        data = path.read_bytes()
-                    except OSError as exc:
-                        raise ModelError(f"MTCNN graph {path} cannot be read: {exc.strerror or exc}") from exc
-                    try:
-                        session = ort.InferenceSession(data, sess_options=options,
-                                                       providers=["CPUExecutionProvider"])
-                    except Exception as exc:  # onnxruntime raises its own types for a bad graph
-                        raise ModelError(f"MTCNN graph {path} is not a valid ONNX model: {exc}") from exc
+                    session = onnx_session(path, self.threads)
                     inputs = [i.name for i in session.get_inputs()]
                     names = {o.name for o in session.get_outputs()}
                     if inputs != [_INPUT_NAME] or not set(outputs) <= names:

@@ -24,15 +24,18 @@ def default_threads() -> int:
         return 1
 
 
-def onnx_session(path: str | os.PathLike[str], threads: int | None = None):
+def onnx_session(path, threads: int | None = None):
     """An ``onnxruntime.InferenceSession`` on the CPU, quiet (errors only), sequential execution.
 
+    Args:
+        path: the graph file: a path, or an :mod:`importlib.resources` traversable (package data).
+        threads: intra-op threads (default :func:`default_threads`).
     Raises:
         ModelError: the file is missing or not a loadable ONNX graph (the message names it).
     """
     import onnxruntime as ort
 
-    path = Path(path)
+    path = path if hasattr(path, "read_bytes") else Path(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1

@@ -3,8 +3,8 @@
 The landmarks (not crops) are cached so that any alignment template can be applied later without
 detecting again. When an image holds several faces, the one nearest the image centre is kept (these
 datasets are photos of one person, and it is LFW's convention). When none is found, the detection is
-retried once on the image padded by 30 % on each side (tight crops such as ``bollywood`` leave the
-detector no context); coordinates are mapped back to the unpadded image.
+retried once on the image padded on each side (:func:`facever.embedding.detect_padded`, as at
+inference: tight crops such as ``bollywood`` leave the detector no context).
 
 Writes ``OUT.npz`` with ``names`` (relative paths, sorted), ``landmarks`` ``(N, 5, 2)`` float32 pixels,
 ``boxes`` ``(N, 4)`` ``(x1, y1, x2, y2)``, ``scores`` ``(N,)``, ``n_faces`` ``(N,)``, ``found`` ``(N,)``
@@ -18,19 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from facever.detection import MTCNNDetector  # MTCNN on onnxruntime
+from facever.detection import MTCNNDetector, central_face  # MTCNN on onnxruntime
+from facever.embedding import detect_padded
 from facever.imaging import load_image
 
-PAD = 0.3
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
-
-
-def _central(faces, shape):
-    cx, cy = shape[1] / 2.0, shape[0] / 2.0
-    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
 
 
 def main(root: str, out: str, batch: int = 32) -> None:
@@ -48,22 +42,13 @@ def main(root: str, out: str, batch: int = 32) -> None:
     for s in range(0, n, batch):
         chunk = list(range(s, min(s + batch, n)))
         images = [load_image(root / names[i]) for i in chunk]
-        results = det.detect_batch(images)
-        retry = [(i, im) for i, im, faces in zip(chunk, images, results) if not faces]
-        for i, im, faces in zip(chunk, images, results):
+        for i, im, faces in zip(chunk, images, det.detect_batch(images)):
+            if not faces:  # tight crops: the inference pipeline's second pass on a padded copy
+                faces = detect_padded(det, im)
+                padded[i] = bool(faces)
             if faces:
-                f = _central(faces, im.shape)
+                f = central_face(faces, im.shape)
                 lms[i], boxes[i], scores[i], n_faces[i], found[i] = f.landmarks, f.box, f.score, len(faces), True
-        if retry:
-            pads = [(int(PAD * im.shape[1]), int(PAD * im.shape[0])) for _, im in retry]
-            big = [cv2.copyMakeBorder(im, py, py, px, px, cv2.BORDER_CONSTANT, value=0) for (_, im), (px, py) in zip(retry, pads)]
-            for (i, _), (px, py), im, faces in zip(retry, pads, big, det.detect_batch(big)):
-                if faces:
-                    f = _central(faces, im.shape)
-                    off = np.array([px, py], np.float32)
-                    lms[i] = f.landmarks - off
-                    boxes[i] = np.asarray(f.box, np.float32) - np.tile(off, 2)
-                    scores[i], n_faces[i], found[i], padded[i] = f.score, len(faces), True, True
         if (s // batch) % 20 == 0:
             done = chunk[-1] + 1
             print(f"{done}/{n} {time.time() - t0:.0f}s found={found[:done].mean():.4f}", flush=True)

@@ -20,32 +20,29 @@ from facever.alignment import align_face
 from facever.imaging import load_image
 
 
-def load_encoder(args):
-    """A callable ``(N, S, S, 3)`` float32 → ``(N, D)``."""
+def load_embedder(args):
+    """A :class:`facever.embedding.FaceEmbedder` over the bundle's ONNX graph, or over the imported
+    dlib ResNet in Keras (wrapped as a bundle encoder): crops are embedded exactly as at inference."""
+    from facever.embedding import FaceEmbedder
+
     if args.dlib_import:
         import tensorflow as tf
 
+        from facever.bundle import BundleMetadata, ModelBundle
         from facever.encoder.pretrained import import_dlib_resnet
 
         model = import_dlib_resnet(normalize=True)[0]
-        return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    from facever.bundle import load_bundle
+        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        meta = BundleMetadata(architecture="dlib_resnet", input_size=args.size, alignment=args.template,
+                              flip_tta=not args.no_flip)
+        bundle = ModelBundle(lambda x: np.asarray(forward(x)), meta, version="dlib-import")
+    else:
+        from facever.bundle import load_bundle
 
-    bundle = load_bundle(args.model, threads=2)
-    args.template, args.size = bundle.metadata.alignment, bundle.metadata.input_size
-    return bundle.encoder
-
-
-def embed_crops(fn, crops: np.ndarray, flip: bool, batch: int = 64) -> np.ndarray:
-    """``(N, s, s, 3)`` uint8 crops → ``(N, D)`` unit vectors (flip TTA when ``flip``)."""
-    out = []
-    for s in range(0, len(crops), batch):
-        x = crops[s:s + batch].astype(np.float32)
-        e = np.asarray(fn(x))
-        if flip:
-            e = e + np.asarray(fn(x[:, :, ::-1]))
-        out.append(e / np.linalg.norm(e, axis=1, keepdims=True))
-    return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+        bundle = load_bundle(args.model, threads=2)
+        bundle.metadata.flip_tta = bundle.metadata.flip_tta and not args.no_flip
+        args.template, args.size = bundle.metadata.alignment, bundle.metadata.input_size
+    return FaceEmbedder(bundle)  # landmarks are cached: its detector is never loaded
 
 
 def main() -> None:
@@ -57,13 +54,13 @@ def main() -> None:
     args = ap.parse_args()
     data = np.load(args.landmarks)
     names, lms, found = data["names"].tolist(), data["landmarks"], data["found"]
-    model = load_encoder(args)
+    embedder = load_embedder(args)
     t0 = time.time()
     idx = np.flatnonzero(found)
     crops = np.stack([align_face(load_image(Path(args.root) / names[i]), lms[i], args.size, args.template) for i in idx])
     t1 = time.time()
     emb = np.full((len(names), 128), np.nan, np.float32)
-    emb[idx] = embed_crops(model, crops, not args.no_flip)
+    emb[idx] = embedder.embed_crops(crops)
     np.savez(args.out, names=np.array(names), embeddings=emb, found=found)
     print(f"{len(idx)}/{len(names)} embedded; align {t1 - t0:.0f}s, embed {time.time() - t1:.0f}s -> {args.out}")
 

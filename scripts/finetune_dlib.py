@@ -90,8 +90,7 @@ def run(work: str, name: str, **overrides) -> None:
 
     work = Path(work)
     cfg = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
-    feats = np.load(work / "train_features.npy", mmap_mode="r")
-    feats = np.ascontiguousarray(feats)
+    feats = np.load(work / "train_features.npy")
     meta = np.load(work / "train_meta.npz")
     labels = meta["labels"]
     focus = np.array([not k.startswith("lfw/") for k in meta["keys"].tolist()])

@@ -35,7 +35,7 @@ def test_evaluate_on_own_folders(people, tmp_path):
     data = json.loads(res.stdout)
     assert data["n_people"] == 3 and data["n_images"] == 5 and data["failed_images"] == 1
     assert data["n_genuine"] == 2 and data["n_impostor"] == 8
-    assert 0.0 <= data["pair_accuracy"] <= 1.0 and "at_tau" in data
+    assert 0.0 <= data["pair_accuracy"] <= 1.0 and "at_threshold" in data
     only = tmp_path / "only.txt"
     only.write_text("ann\nbob\n")
     res = runner.invoke(app, ["evaluate", "--data", str(people), "--people", str(only), "--json"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from facever.bundle import (ENCODER_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, Threshold, file_version,
-                            read_metadata, write_metadata)
+                            open_bundle, read_metadata, write_metadata)
 from facever.errors import ModelError, NoModelError
 
 #: Compact trainable weights: float16 arrays ``w0000``, ``w0001``... in ``model.get_weights()`` order.
@@ -82,10 +82,7 @@ def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
         NoModelError: no bundle or no ``model.keras`` there.
         ModelError: unreadable metadata or model.
     """
-    directory = Path(directory)
-    if not directory.exists():
-        raise NoModelError(f"{directory}: model bundle not found")
-    metadata = read_metadata(directory)
+    directory, metadata = open_bundle(directory)
     model_file = directory / MODEL_FILE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if (directory / WEIGHTS_FILE).is_file() and not model_file.is_file():

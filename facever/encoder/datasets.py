@@ -224,10 +224,6 @@ class CropCache:
         os.replace(tmp, self.file)
 
 
-def _centre_distance(box, centre: np.ndarray) -> float:
-    return float(np.hypot((box[0] + box[2]) / 2 - centre[0], (box[1] + box[3]) / 2 - centre[1]))
-
-
 def aligned_crops(dataset: IdentityDataset, cache: CropCache, detector=None,
                   fallback_landmarks: dict[str, np.ndarray] | None = None, batch: int = 32,
                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +236,7 @@ def aligned_crops(dataset: IdentityDataset, cache: CropCache, detector=None,
     Returns:
         ``crops`` ``(N, 112, 112, 3)`` uint8 and ``ok`` ``(N,)`` bool (False = dropped; its crop is 0).
     """
+    from facever.detection import central_face
     from facever.encoder.mtcnn_tf import TFMTCNNDetector as MTCNNDetector
 
     n = len(dataset)
@@ -260,9 +257,8 @@ def aligned_crops(dataset: IdentityDataset, cache: CropCache, detector=None,
         found = detector.detect_batch(images)
         new_keys, new_crops, new_lms, new_det = [], [], [], []
         for i, image, faces in zip(idx, images, found):
-            centre = np.array([image.shape[1] / 2, image.shape[0] / 2])
             if faces:
-                lms = min(faces, key=lambda f: _centre_distance(f.box, centre)).landmarks
+                lms = central_face(faces, image.shape).landmarks
                 detected = True
             elif fallback_landmarks and dataset.paths[i] in fallback_landmarks:
                 lms, detected = fallback_landmarks[dataset.paths[i]], False

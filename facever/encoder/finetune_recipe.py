@@ -31,8 +31,8 @@ def detect_and_align(dataset: IdentityDataset, size: int, template_name: str, de
                      batch: int = 16, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Aligned crops ``(N, size, size, 3)`` of every image and ``ok`` ``(N,)`` (False: no face / unreadable)."""
     from facever.alignment import align_face
-    from facever.detection import default_detector
-    from facever.embedding import detect_with_retry
+    from facever.detection import central_face, default_detector
+    from facever.embedding import detect_padded
     from facever.errors import ImageError
     from facever.imaging import load_image
 
@@ -49,12 +49,10 @@ def detect_and_align(dataset: IdentityDataset, size: int, template_name: str, de
             except ImageError:
                 continue
         for i, image, faces in zip(idx, images, detector.detect_batch(images)):
-            faces = faces or detect_with_retry(detector, image)
+            faces = faces or detect_padded(detector, image)
             if not faces:
                 continue
-            cx, cy = image.shape[1] / 2, image.shape[0] / 2
-            face = min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
-            crops[i] = align_face(image, face.landmarks, size, template_name)
+            crops[i] = align_face(image, central_face(faces, image.shape).landmarks, size, template_name)
             ok[i] = True
         if progress:
             progress("detecting", min(start + batch, n), n)

@@ -169,7 +169,7 @@ def evaluate_open_set(lfw_root: str | os.PathLike[str], embed: EmbedFn, enroll_c
 
 
 def evaluate_identity_pairs(embeddings: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
-                            folds: int = 10, seed: int = 0) -> dict[str, Any]:
+                            folds: int = 10, seed: int = 0, threshold: float | None = None) -> dict[str, Any]:
     """Every genuine and impostor pair among a labelled set of images (e.g. a folder per person).
 
     Args:
@@ -179,7 +179,8 @@ def evaluate_identity_pairs(embeddings: np.ndarray, labels: np.ndarray, fars: Se
         ``n_people``, ``n_images``, ``failed_images``, pair counts, ``roc_auc``, ``eer``,
         ``tar_at_far`` (see :func:`verification_metrics`) and ``pair_accuracy``: the 10-fold
         cross-validated accuracy on a balanced set (every genuine pair and as many random impostor
-        pairs, ``seed``), with its ``pair_accuracy_stderr``.
+        pairs, ``seed``), with its ``pair_accuracy_stderr``; with ``threshold``, ``at_threshold``:
+        its ``far`` and ``frr`` over all the pairs.
     """
     emb = np.asarray(embeddings, np.float32)
     _, codes = np.unique(np.asarray(labels), return_inverse=True)
@@ -193,9 +194,13 @@ def evaluate_identity_pairs(embeddings: np.ndarray, labels: np.ndarray, fars: Se
     pick = np.random.default_rng(seed).choice(len(imp), size=min(len(gen), len(imp)), replace=False)
     balanced = kfold_accuracy(np.r_[gen, imp[pick]], np.r_[np.ones(len(gen), bool), np.zeros(len(pick), bool)],
                               folds=min(folds, len(gen)), seed=seed)
-    return {"n_people": int(codes.max()) + 1, "n_images": len(emb), "failed_images": int((~np.isfinite(emb).all(1)).sum()),
-            "n_genuine": len(gen), "n_impostor": len(imp), "roc_auc": m["roc_auc"], "eer": m["eer"],
-            "tar_at_far": m["tar_at_far"], "pair_accuracy": balanced["mean"], "pair_accuracy_stderr": balanced["stderr"]}
+    result = {"n_people": int(codes.max()) + 1, "n_images": len(emb), "failed_images": int((~np.isfinite(emb).all(1)).sum()),
+              "n_genuine": len(gen), "n_impostor": len(imp), "roc_auc": m["roc_auc"], "eer": m["eer"],
+              "tar_at_far": m["tar_at_far"], "pair_accuracy": balanced["mean"], "pair_accuracy_stderr": balanced["stderr"]}
+    if threshold is not None:
+        far, frr = rates_at(threshold, d, same)
+        result["at_threshold"] = {"threshold": float(threshold), "far": far, "frr": frr}
+    return result
 
 
 def evaluate_view2(lfw_root: str | os.PathLike[str], embed: EmbedFn, trained_people: set[str] | None = None,
@@ -318,11 +323,6 @@ class LFWEmbeddings:
     errors: dict[str, str]
 
 
-def _central_face(faces: list, shape: tuple[int, ...]):
-    cx, cy = shape[1] / 2.0, shape[0] / 2.0
-    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
-
-
 def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequence[str],
                      progress: ProgressFn | None = None, batch_size: int = 32,
                      crop_cache: Any = None) -> LFWEmbeddings:
@@ -347,7 +347,8 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
     Raises:
         FileNotFoundError: an image file is missing (a broken dataset is not a model failure).
     """
-    from facever.embedding import align_faces, detect_with_retry
+    from facever.detection import central_face
+    from facever.embedding import align_faces, detect_padded
     from facever.errors import FaceverError
     from facever.imaging import load_image
 
@@ -377,11 +378,11 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
             idx, images = _take_cached(crop_cache, base, paths, idx, images, crops, rows, found, landmarks)
         for i, image, faces in zip(idx, images, embedder.detector.detect_batch(images) if images else []):
             if not faces:  # the inference pipeline's second pass, on a padded copy (tight crops)
-                faces = detect_with_retry(embedder.detector, image)
+                faces = detect_padded(embedder.detector, image)
             n_faces[i] = len(faces)
             if not faces:
                 continue
-            face = _central_face(faces, image.shape)
+            face = central_face(faces, image.shape)
             crops.append(align_faces(image, [face], embedder.input_size, embedder.template_name)[0].crop)
             rows.append(i)
             found[i] = True

@@ -79,17 +79,33 @@ class EnrolmentMixin:
             person = repo.get_person(session, name)
             known = repo.person_hashes(session, person.id) if person is not None else set()
         outcomes: list[ImageOutcome | None] = [None] * len(images)
-        pending: list[_Pending] = []
+        todo: list[tuple[int, str, object, str]] = []  # (index, label, bytes or array, sha256)
         seen: set[str] = set()
-        detected = self._detect_all(images, known)
-        for i, image in enumerate(images):
-            outcome = self._prepare(i, image, known, seen, force, pending, detected.get(i))
+        for i, image in enumerate(images):  # read and hash everything first: cheap, and skips are free
+            label = _label(image, i)
+            try:
+                data, sha = _read_and_hash(image, label)
+            except ImageError as exc:
+                outcomes[i] = ImageOutcome(label, "rejected", str(exc), error=exc)
+                if strict:
+                    raise
+                continue
+            if sha in known:
+                outcomes[i] = ImageOutcome(label, "skipped", "already enrolled for this person", sha)
+            elif sha in seen:
+                outcomes[i] = ImageOutcome(label, "skipped", "same image given twice", sha)
+            else:
+                seen.add(sha)
+                todo.append((i, label, data, sha))
+        pending: list[_Pending] = []
+        for done, ((i, label, data, sha), (aligned, error)) in enumerate(zip(todo, self._detect_all(todo)), 1):
+            outcome = self._accept(i, label, sha, aligned, error, force, pending)
             if outcome is not None:
                 outcomes[i] = outcome
-                if strict and outcome.status == "rejected":
+                if strict:
                     raise outcome.error or FaceQualityError(outcome.reason)
             if progress is not None:
-                progress(i + 1, len(images))
+                progress(len(images) - len(todo) + done, len(images))
         if pending:
             vectors = self.verifier.embedder.embed_crops(np.stack([p.aligned.crop for p in pending]))
             if not allow_duplicate:
@@ -102,60 +118,29 @@ class EnrolmentMixin:
                     else ImageOutcome(p.label, "skipped", "already enrolled for this person", p.sha256))
         return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None])
 
-    def _detect_all(self, images: list, known: set[str]) -> dict[int, tuple]:
-        """Read, hash and detect + align every image not already enrolled, two at a time.
+    def _detect_all(self, todo: list[tuple[int, str, object, str]]) -> list[tuple]:
+        """``(aligned face | None, error | None)`` of each ``(index, label, data, sha)``, two at a time.
 
-        Returns ``{index: (data, sha, aligned | None, error | None)}`` (missing: unreadable, or its
-        bytes are already enrolled). Detection runs in a small thread pool: onnxruntime releases
-        the GIL, so on two cores two photos are detected at once (enrolment is otherwise bound by
-        one-image-at-a-time detection)."""
+        onnxruntime releases the GIL, so on two cores two photos are detected at once (enrolment is
+        otherwise bound by one-image-at-a-time detection)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        jobs: dict[int, tuple] = {}
-        for i, image in enumerate(images):
-            try:
-                data, sha = _read_and_hash(image, _label(image, i))
-            except ImageError:
-                continue  # reported by _prepare
-            if sha not in known:
-                jobs[i] = (data, sha)
-
         def detect(item):
-            i, (data, sha) = item
+            _, label, data, _ = item
             try:
-                return i, (data, sha, self.verifier.faces(data, name=_label(images[i], i))[0], None)
+                return self.verifier.faces(data, name=label)[0], None
             except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
-                return i, (data, sha, None, exc)
+                return None, exc
 
+        if len(todo) < 2:
+            return [detect(item) for item in todo]
         _ = self.verifier  # load the model once, before the threads
-        if len(jobs) < 2:
-            return dict(map(detect, jobs.items()))
         with ThreadPoolExecutor(max_workers=ENROLL_THREADS) as pool:
-            return dict(pool.map(detect, jobs.items()))
+            return list(pool.map(detect, todo))
 
-    def _prepare(self, i: int, image, known: set[str], seen: set[str], force: bool,
-                 pending: list[_Pending], detected: tuple | None = None) -> ImageOutcome | None:
-        """Read, hash, detect, align and quality-check one image; queue it or return its outcome.
-
-        ``detected``: this image's ``(data, sha, aligned, error)`` from :meth:`_detect_all`."""
-        label = _label(image, i)
-        if detected is not None:
-            data, sha, aligned, error = detected
-        else:
-            try:
-                data, sha = _read_and_hash(image, label)
-            except ImageError as exc:
-                return ImageOutcome(label, "rejected", str(exc), error=exc)
-            aligned, error = None, None
-        if sha in known:
-            return ImageOutcome(label, "skipped", "already enrolled for this person", sha)
-        if sha in seen:
-            return ImageOutcome(label, "skipped", "same image given twice", sha)
-        if detected is None:
-            try:
-                aligned = self.verifier.faces(data, name=label)[0]
-            except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
-                error = exc
+    def _accept(self, i: int, label: str, sha: str, aligned, error, force: bool,
+                pending: list[_Pending]) -> ImageOutcome | None:
+        """Quality-check one detected face; queue it, or return the image's rejection."""
         if error is not None:
             return ImageOutcome(label, "rejected", str(error), sha, error=error)
         problem = self.quality_problem(aligned)
@@ -163,7 +148,6 @@ class EnrolmentMixin:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
             return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face.to_dict(),
                                 quality=aligned.quality.to_dict(), error=exc)
-        seen.add(sha)
         pending.append(_Pending(i, label, sha, aligned))
         return None
 
