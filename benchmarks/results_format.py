@@ -86,6 +86,16 @@ def _figure():
     return Figure(figsize=(6, 4.5), dpi=110)
 
 
+def _save(fig, ax, path: Path, title: str, legend: dict | None = None, grid_axis: str = "both") -> Path:
+    """Title, grid and legend, then write the figure to ``path``."""
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", axis=grid_axis, alpha=0.3)
+    ax.legend(**(legend or {"fontsize": 8}))
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def plot_roc(section: dict[str, Any], title: str, path: Path) -> Path:
     """Both systems' ROC (TAR against log FAR) with their default-threshold operating points."""
     fig = _figure()
@@ -108,12 +118,7 @@ def plot_roc(section: dict[str, Any], title: str, path: Path) -> Path:
     ax.set_ylim(0.0, 1.01)
     ax.set_xlabel("false accept rate (FAR)")
     ax.set_ylabel("true accept rate (TAR)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, ax, path, title, legend={"fontsize": 7, "loc": "lower right"})
 
 
 def plot_search(section: dict[str, Any], path: Path) -> Path:
@@ -131,12 +136,7 @@ def plot_search(section: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("gallery size (faces)")
     ax.set_ylabel("latency per query (ms)")
-    ax.set_title("1:K search latency (in memory, one query)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, ax, path, "1:K search latency (in memory, one query)")
 
 
 def plot_stages(section: dict[str, Any], path: Path) -> Path:
@@ -150,9 +150,4 @@ def plot_stages(section: dict[str, Any], path: Path) -> Path:
         ax.bar([i + (k - 0.5) * width for i in range(len(stages))], vals, width, color=COLOURS[system], label=LABELS[system])
     ax.set_xticks(range(len(stages)), stages)
     ax.set_ylabel("ms per image (median of repeats)")
-    ax.set_title("Per-image latency by stage, one image at a time", fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, ax, path, "Per-image latency by stage, one image at a time", grid_axis="y")
