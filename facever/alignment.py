@@ -63,6 +63,38 @@ def convert_crop(crop: np.ndarray, src: str, size: int, dst: str) -> np.ndarray:
     return cv2.warpAffine(crop, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def zoom_crop(crop: np.ndarray, zoom: float) -> np.ndarray:
+    """Zoom an aligned ``(S, S, 3)`` crop about its centre by ``zoom`` (> 1: closer; 1: unchanged).
+
+    A test-time view of a stored crop: the template scaled by ``zoom`` about the crop centre, as if
+    the face had been aligned with it (areas from outside the crop replicate its edge).
+    """
+    if zoom == 1.0:
+        return crop
+    size = crop.shape[0]
+    centre = (size - 1) / 2.0
+    m = np.array([[zoom, 0.0, centre * (1.0 - zoom)], [0.0, zoom, centre * (1.0 - zoom)]])
+    return cv2.warpAffine(crop, m, (size, crop.shape[1]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_views(crops: np.ndarray, zooms=(1.0,), flip: bool = True) -> list[np.ndarray]:
+    """Test-time views of ``(N, S, S, 3)`` aligned crops: each zoom (:func:`zoom_crop`) and, with
+    ``flip``, its mirror image, in the order ``[z0, z0 mirrored, z1, z1 mirrored, ...]``.
+
+    A model's embedding of a crop is the renormalised mean of its views' embeddings; the bundle's
+    metadata (``view_zooms``, ``flip_tta``) says which views, so that training, calibration and
+    inference embed crops alike.
+    """
+    crops = np.asarray(crops)
+    views = []
+    for zoom in zooms:
+        zoomed = crops if zoom == 1.0 else np.stack([zoom_crop(c, float(zoom)) for c in crops])
+        views.append(zoomed)
+        if flip:
+            views.append(np.ascontiguousarray(zoomed[:, :, ::-1, :]))
+    return views
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
 

@@ -11,8 +11,9 @@ A bundle is a directory holding
   open-set impostor distribution, evaluation figures, provenance of imported weights, training data
   and settings, and an optional logistic "same person" head (coefficients as JSON numbers).
 
-The model *version* is the SHA-256 of ``encoder.onnx`` (first 16 hex digits): it changes whenever the
-weights change and is what stored embeddings are tagged with.
+The model *version* is the SHA-256 of ``encoder.onnx`` (first 16 hex digits), folded with the
+test-time views (``view_zooms``) when they are not the plain crop: it changes whenever the weights or
+the views change, i.e. whenever the embeddings would, and is what stored embeddings are tagged with.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class BundleMetadata:
     preprocessing: str = "align 5-point to the alignment template (size x size), RGB values 0..255; the model scales them itself"
     alignment: str = "arcface"
     flip_tta: bool = True
+    view_zooms: list[float] = field(default_factory=lambda: [1.0])
     threshold: Threshold | None = None
     identify_threshold: Threshold | None = None
     verification_head: dict[str, Any] | None = None
@@ -80,6 +82,10 @@ class BundleMetadata:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "BundleMetadata":
         data = dict(data)
+        zooms = data.get("view_zooms", [1.0])
+        if (not isinstance(zooms, list) or not zooms
+                or not all(isinstance(z, (int, float)) and not isinstance(z, bool) and 0.5 <= z <= 2.0 for z in zooms)):
+            raise ModelError(f"view_zooms must be a non-empty list of numbers in [0.5, 2], got {zooms!r}")
         if data.get("format_version", 1) > FORMAT_VERSION:
             raise ModelError(f"model bundle format {data['format_version']} is newer than this facever supports")
         for key in ("threshold", "identify_threshold"):
@@ -96,6 +102,16 @@ def file_version(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def model_version(graph: Path, metadata: BundleMetadata) -> str:
+    """Version of a bundle: :func:`file_version` of its graph, folded with ``metadata.view_zooms``
+    when they differ from ``[1.0]`` (first 16 hex digits of a SHA-256)."""
+    version = file_version(graph)
+    zooms = [float(z) for z in metadata.view_zooms]
+    if zooms == [1.0]:
+        return version
+    return hashlib.sha256(f"{version} view_zooms={json.dumps(zooms)}".encode()).hexdigest()[:16]
 
 
 class ModelBundle:
@@ -166,4 +182,4 @@ def load_bundle(directory: str | os.PathLike[str], threads: int | None = None) -
                            "run `facever export` on a bundle trained with facever[train]")
     encoder = OnnxEncoder(graph, threads=threads)
     encoder.load()  # a corrupt graph fails here, naming the file, not at the first face
-    return ModelBundle(encoder, metadata, file_version(graph), directory)
+    return ModelBundle(encoder, metadata, model_version(graph, metadata), directory)

@@ -1,4 +1,4 @@
-"""Images → detected faces → aligned crops → embeddings (batched, flip test-time augmentation).
+"""Images → detected faces → aligned crops → embeddings (batched, test-time views: zooms and mirrors).
 
 Faces are aligned straight to the loaded model's own geometry (``metadata.alignment`` template at
 ``metadata.input_size``; 150 px dlib chips for the default model); that crop is what the gallery
@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template
+from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template, crop_views
 from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, default_detector, select_faces
 from facever.imaging import load_image
@@ -121,8 +121,9 @@ class FaceEmbedder:
             crops: ``(N, s, s, 3)`` uint8 RGB aligned crops (any stored geometry; re-warped to the
                 model's when it differs).
         Returns:
-            ``(N, D)`` float32 unit vectors; with flip TTA the mean of the crop's and its mirror's
-            embeddings, renormalised.
+            ``(N, D)`` float32 unit vectors: the renormalised mean of the embeddings of the crop's
+            test-time views (:func:`facever.alignment.crop_views`: the bundle's ``view_zooms``, each
+            mirrored when ``flip_tta``).
         """
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[-1] != 3:
@@ -131,24 +132,25 @@ class FaceEmbedder:
         if len(crops) == 0:
             return np.zeros((0, dim), np.float32)
         crops = to_model_crops(crops, self.input_size, self.template_name)
-        views = [crops, crops[:, :, ::-1, :]] if self.bundle.metadata.flip_tta else [crops]
-        jobs = [(v, start) for start in range(0, len(crops), self.batch_size) for v in range(len(views))]
+        meta = self.bundle.metadata
+        # every view of every crop in one stack, encoded in batches: a single face's views share one call
+        stack = np.concatenate(crop_views(crops, meta.view_zooms, flip=bool(meta.flip_tta)))
+        parallel = len(stack) >= PARALLEL_MIN_CROPS
+        step = min(self.batch_size, -(-len(stack) // 2)) if parallel else self.batch_size
+        starts = range(0, len(stack), step)
 
-        def run(job: tuple[int, int]) -> np.ndarray:
-            v, start = job
-            return self._forward(np.ascontiguousarray(views[v][start:start + self.batch_size]))
+        def run(start: int) -> np.ndarray:
+            return self._forward(np.ascontiguousarray(stack[start:start + step]))
 
-        if len(crops) >= PARALLEL_MIN_CROPS:
+        if parallel:
             # the encoder runs one thread per call; two calls at once use both cores (no GIL held)
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=2) as pool:
-                results = list(pool.map(run, jobs))
+                results = list(pool.map(run, starts))
         else:
-            results = [run(job) for job in jobs]
-        out = np.zeros((len(crops), dim), np.float32)
-        for (v, start), emb in zip(jobs, results):
-            out[start:start + len(emb)] += emb
+            results = [run(start) for start in starts]
+        out = np.concatenate(results).reshape(-1, len(crops), dim).sum(0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--history", help="the fine-tuning run's history.json, recorded in the metadata")
     ap.add_argument("--far", type=float, default=1e-2)
     ap.add_argument("--fpir", type=float, default=1e-2)
+    ap.add_argument("--zooms", type=float, nargs="+", default=[1.0],
+                    help="test-time views: zooms of the aligned crop (each mirrored), averaged")
     args = ap.parse_args()
 
     import keras
@@ -56,13 +58,16 @@ def main() -> None:
     parts = split_people(data_root, landmark_dir)
     crops, labels, keys = load_crops(data_root, landmark_dir, parts["calib"])
     trunk, head = split_model(model, "s2b2_out")
-    emb = embed_features(head, precompute(trunk, crops))
+    emb = embed_features(head, precompute(trunk, crops, zooms=args.zooms))
 
     meta = BundleMetadata(
         architecture="dlib_resnet", input_size=150, embedding_dim=128, alignment="dlib", flip_tta=True,
+        view_zooms=[float(z) for z in args.zooms],
         preprocessing=("MTCNN 5 points aligned by least-squares similarity to the 'dlib' template "
                        "(dlib get_face_chip geometry, 150x150, padding 0.25); RGB 0..255; the graph subtracts "
-                       "dlib's RGB means and divides by 256; output L2-normalised; flip TTA mean"),
+                       "dlib's RGB means and divides by 256; output L2-normalised; test-time views: the crop "
+                       f"zoomed by {', '.join(f'{z:g}' for z in args.zooms)} about its centre, each mirrored; "
+                       "embedding = renormalised mean over the views"),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         source={**provenance(net, dat_path), "author": "Davis E. King (dlib)",
                 "training_data": ("about 3 million faces: FaceScrub, the VGG face dataset and web images "

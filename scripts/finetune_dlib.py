@@ -65,7 +65,7 @@ def load_crops(data_root: Path, landmark_dir: Path, people: dict[str, set[str]])
     return np.stack(crops), np.asarray(labels, np.int32), keys
 
 
-def prepare(data_root: str, landmark_dir: str, work: str) -> None:
+def prepare(data_root: str, landmark_dir: str, work: str, zooms: tuple[float, ...] = (1.0,)) -> None:
     from facever.encoder.finetune import FinetuneConfig, precompute, split_model
     from facever.encoder.pretrained import import_dlib_resnet
 
@@ -77,7 +77,7 @@ def prepare(data_root: str, landmark_dir: str, work: str) -> None:
     for part in ("train", "val"):
         t0 = time.time()
         crops, labels, keys = load_crops(data_root, landmark_dir, parts[part])
-        feats = precompute(trunk, crops)
+        feats = precompute(trunk, crops, zooms=zooms)
         np.save(work / f"{part}_features.npy", feats)
         np.savez(work / f"{part}_meta.npz", labels=labels, keys=np.array(keys))
         print(f"{part}: {len(keys)} images, {labels.max() + 1} people, features {feats.shape} in {time.time() - t0:.0f}s", flush=True)
@@ -120,6 +120,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare"); p.add_argument("data_root"); p.add_argument("landmark_dir"); p.add_argument("work")
+    p.add_argument("--zooms", type=float, nargs="+", default=[1.0], help="test-time views (crop zooms), each mirrored")
     r = sub.add_parser("run"); r.add_argument("work"); r.add_argument("name")
     for opt, typ in (("loss", str), ("margin", float), ("distill", float), ("lr", float), ("epochs", int),
                      ("p", int), ("k", int), ("cut", str), ("seed", int), ("weight_decay", float),
@@ -130,7 +131,7 @@ def main() -> None:
     args = vars(ap.parse_args())
     cmd = args.pop("cmd")
     if cmd == "prepare":
-        prepare(args["data_root"], args["landmark_dir"], args["work"])
+        prepare(args["data_root"], args["landmark_dir"], args["work"], tuple(args["zooms"]))
     else:
         run(args.pop("work"), args.pop("name"), **args)
 

@@ -74,3 +74,29 @@ def test_crop_quality_figures():
     profile = lms.copy()
     profile[2, 0] = lms[1, 0] + 5  # nose beyond the right eye: a profile
     assert crop_quality(sharp, profile).frontality < 0.3
+
+
+def test_zoom_crop_magnifies_about_the_centre():
+    from facever.alignment import zoom_crop
+
+    crop = np.zeros((151, 151, 3), np.uint8)
+    crop[75 - 20:75 + 21, 75 - 20:75 + 21] = 255  # a 41 px square centred on the crop centre
+    assert zoom_crop(crop, 1.0) is crop
+    zoomed = zoom_crop(crop, 1.25)
+    rows = np.flatnonzero(zoomed[:, 75, 0] > 127)
+    assert rows.min() == pytest.approx(75 - 25, abs=1) and rows.max() == pytest.approx(75 + 25, abs=1)
+    cols = np.flatnonzero(zoomed[75, :, 0] > 127)
+    assert cols.min() == pytest.approx(75 - 25, abs=1) and cols.max() == pytest.approx(75 + 25, abs=1)
+
+
+def test_crop_views_order_and_mirrors():
+    from facever.alignment import crop_views, zoom_crop
+
+    crops = np.random.default_rng(0).integers(0, 255, (3, 20, 20, 3), dtype=np.uint8)
+    views = crop_views(crops, [1.0, 1.1], flip=True)
+    assert len(views) == 4 and all(v.shape == crops.shape for v in views)
+    np.testing.assert_array_equal(views[0], crops)
+    np.testing.assert_array_equal(views[1], crops[:, :, ::-1])
+    np.testing.assert_array_equal(views[2][1], zoom_crop(crops[1], 1.1))
+    np.testing.assert_array_equal(views[3][1], zoom_crop(crops[1], 1.1)[:, ::-1])
+    assert len(crop_views(crops, [1.05], flip=False)) == 1

@@ -115,3 +115,28 @@ def test_cli_verify_needs_exactly_one_of_image2_or_person(tiny_bundle_dir, photo
 def test_cli_help_has_examples():
     res = runner.invoke(app, ["verify", "--help"])
     assert res.exit_code == 0 and "facever verify alice1.jpg alice2.jpg" in res.stdout
+
+
+def test_embedding_is_the_mean_over_the_bundle_views():
+    """A crop's embedding is the renormalised mean over its test-time views (zooms × mirrors), each
+    view encoded exactly once, whether crops come one at a time or in parallel batches."""
+    from conftest import numpy_verifier
+
+    from facever.alignment import crop_views
+
+    verifier = numpy_verifier()
+    embedder = verifier.embedder
+    embedder.bundle.metadata.view_zooms = [1.0, 1.2]
+    embedder.bundle.metadata.flip_tta = True
+    forward = embedder._forward
+    seen = []
+    embedder._forward = lambda batch: seen.append(len(batch)) or forward(batch)
+    crops = np.random.default_rng(1).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    got = embedder.embed_crops(crops)
+    assert sum(seen) == 5 * 4
+    want = sum(forward(v.astype(np.float32)) for v in crop_views(crops, [1.0, 1.2], flip=True))
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    seen.clear()
+    np.testing.assert_allclose(embedder.embed_crops(crops[:1]), want[:1], atol=1e-5)
+    assert seen == [4]  # one face: its four views in one encoder call

@@ -91,3 +91,22 @@ def test_missing_and_broken_bundles_raise_clear_errors(tmp_path, tiny_bundle_dir
     (newer / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="newer"):
         read_metadata(newer)
+
+
+def test_view_zooms_are_part_of_the_version(tiny_bundle_dir, tmp_path):
+    import json
+
+    plain = load_bundle(tiny_bundle_dir).version
+    trainable = load_trainable(tiny_bundle_dir)
+    trainable.metadata.view_zooms = [1.05, 1.1]
+    zoomed = trainable.save(tmp_path / "z")
+    assert zoomed != plain  # same graph, other views: other embeddings, so another version
+    assert load_bundle(tmp_path / "z").version == zoomed
+    assert load_bundle(tmp_path / "z").metadata.view_zooms == [1.05, 1.1]
+    meta_file = tmp_path / "z" / METADATA_FILE
+    data = json.loads(meta_file.read_text())
+    for bad in ([], [0.1], ["1.1"], 1.1, [True]):
+        data["view_zooms"] = bad
+        meta_file.write_text(json.dumps(data))
+        with pytest.raises(ModelError, match="view_zooms"):
+            load_bundle(tmp_path / "z")

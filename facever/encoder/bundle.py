@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facever.bundle import (ENCODER_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, Threshold, file_version,
+from facever.bundle import (ENCODER_FILE, METADATA_FILE, MODEL_FILE, BundleMetadata, Threshold, file_version, model_version,
                             open_bundle, read_metadata, write_metadata)
 from facever.errors import ModelError, NoModelError
 
@@ -65,7 +65,7 @@ class TrainableBundle:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.path = directory
-        self.version = file_version(directory / ENCODER_FILE)
+        self.version = model_version(directory / ENCODER_FILE, self.metadata)
         return self.version
 
     def save_metadata(self) -> None:
@@ -99,7 +99,7 @@ def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
     out_dim = int(model.output_shape[-1])
     if out_dim != metadata.embedding_dim:
         raise ModelError(f"{directory}: model outputs {out_dim} dims but metadata says {metadata.embedding_dim}")
-    version = file_version(directory / ENCODER_FILE) if (directory / ENCODER_FILE).is_file() else ""
+    version = model_version(directory / ENCODER_FILE, metadata) if (directory / ENCODER_FILE).is_file() else ""
     return TrainableBundle(model, metadata, directory, version)
 
 

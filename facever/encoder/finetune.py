@@ -120,31 +120,32 @@ def _layers_after(model, cut: str) -> list:
 
 
 def precompute(trunk, crops: np.ndarray, flip: bool = True, batch: int = 64,
-               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Trunk features of ``(N, S, S, 3)`` uint8 crops → ``(N, [2,] h, w, c)`` float16.
+               progress: Callable[[int, int], None] | None = None, zooms=(1.0,)) -> np.ndarray:
+    """Trunk features of ``(N, S, S, 3)`` uint8 crops → ``(N, F, h, w, c)`` float16.
 
-    With ``flip`` the second axis holds the crop's and its mirror's features.
+    The second axis holds the crop's test-time views (:func:`facever.alignment.crop_views`: each of
+    ``zooms``, and its mirror with ``flip``), so F = len(zooms) × (2 if flip else 1). Training samples
+    one view per step (augmentation); :func:`embed_features` averages them (as inference does).
     """
     import tensorflow as tf
+
+    from facever.alignment import crop_views
 
     fn = tf.function(lambda x: trunk(x, training=False), reduce_retracing=True)
     out = None
     for s in range(0, len(crops), batch):
-        x = crops[s:s + batch].astype(np.float32)
-        f = [np.asarray(fn(x))]
-        if flip:
-            f.append(np.asarray(fn(x[:, :, ::-1])))
-        f = np.stack(f, 1).astype(np.float16)
+        views = crop_views(crops[s:s + batch], zooms, flip=flip)
+        f = np.stack([np.asarray(fn(v.astype(np.float32))) for v in views], 1).astype(np.float16)
         if out is None:
             out = np.empty((len(crops),) + f.shape[1:], np.float16)
-        out[s:s + len(x)] = f
+        out[s:s + len(f)] = f
         if progress:
             progress(min(s + batch, len(crops)), len(crops))
     return out
 
 
 def embed_features(head, features: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Head embeddings of precomputed features ``(N, 2, h, w, c)``: flip-TTA mean, unit rows."""
+    """Head embeddings of precomputed features ``(N, F, h, w, c)``: the mean over the F views, unit rows."""
     import tensorflow as tf
 
     fn = tf.function(lambda x: head(x, training=False), reduce_retracing=True)
@@ -181,7 +182,7 @@ class Finetuner:
 
     Args:
         head: the trainable part (from :func:`split_model`).
-        features: ``(N, F, h, w, c)`` float16 trunk features (F = 1, or 2 with mirrors).
+        features: ``(N, F, h, w, c)`` float16 trunk features of F test-time views (:func:`precompute`).
         labels: ``(N,)`` integer identities.
         config: :class:`FinetuneConfig`.
         val: optional ``(features, labels)`` of validation people for checkpoint choice.

@@ -99,7 +99,8 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     crops = crops[ok]
     train_mask, val_mask = split_by_identity(dataset, val_fraction, seed=config.seed)
     trunk, head = split_model(start.model, config.cut)
-    feats = precompute(trunk, crops, progress=(lambda d, t: progress("features", d, t)) if progress else None)
+    feats = precompute(trunk, crops, flip=bool(meta.flip_tta), zooms=meta.view_zooms,
+                       progress=(lambda d, t: progress("features", d, t)) if progress else None)
     val = (feats[val_mask], dataset.labels[val_mask])
     tuner = Finetuner(head, feats[train_mask], dataset.labels[train_mask], config, val=val)
     history = tuner.fit(on_epoch=on_epoch)
