@@ -4,7 +4,7 @@
 facever runs in this process, batched: :func:`embed_facever_lfw` is facever's LFW evaluation rule
 (:func:`facever.evaluation.embed_lfw_images`: face nearest the image centre), :func:`embed_facever_images`
 its user pipeline (:class:`facever.embedding.FaceEmbedder`: detection, the padded second try when no
-face is found, the verifier's face choice, alignment, the encoder with flip TTA). face_recognition runs
+face is found, the verifier's face choice, alignment, the encoder on the test-time views). face_recognition runs
 in its own interpreter through ``peer_face_recognition.py embed`` (:func:`embed_peer`).
 
 Every function returns ``embeddings`` ``(N, D)`` with NaN rows where no face was found (or the file
@@ -100,7 +100,7 @@ def embed_facever_images(verifier, root: Path, paths: list[str], cache: Path | N
     (``detector.detect_batch``); an image without a face gets :func:`facever.embedding.detect_with_retry`
     (the padded second try of ``FaceEmbedder.find_faces``); the largest face (``pick="largest"``, the
     verifier's default policy) or the one nearest the centre is aligned to the model's geometry and
-    the crops are embedded together (``FaceEmbedder.embed_crops``: flip TTA, unit vectors).
+    the crops are embedded together (``FaceEmbedder.embed_crops``: test-time views, unit vectors).
     """
     from facever.detection import select_faces
     from facever.embedding import align_faces, detect_with_retry

@@ -5,7 +5,7 @@ or calibrate facever's model, none of them in LFW.
 
 Both systems embed the same images with their own user pipeline: facever through
 :class:`facever.embedding.FaceEmbedder` (batched detection, the padded second try, alignment, the
-encoder with flip TTA; :func:`bench_embed.embed_facever_images`), face_recognition through
+encoder on the test-time views; :func:`bench_embed.embed_facever_images`), face_recognition through
 ``face_encodings`` (HOG, 5-point landmarks, 1 jitter). Each keeps the largest face (both libraries'
 default; ``--heldout-pick central`` for the face nearest the centre). Scored on every genuine and
 impostor pair among those images (an image where a system finds no face: distance 2.0 for that

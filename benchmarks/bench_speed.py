@@ -87,7 +87,9 @@ def speed_section(args, verifier, files: list[Path], image_root: Path) -> dict[s
             peer_meta = res["meta"]
             log(f"speed: repeat {r + 1}/{args.repeats} done")
     size, template = embedder.input_size, embedder.template_name
-    flip = bool(verifier.bundle.metadata.flip_tta)
+    meta = verifier.bundle.metadata
+    n_views = len(meta.view_zooms) * (2 if meta.flip_tta else 1)
+    zooms = ", ".join(f"{z:g}" for z in meta.view_zooms)
     section: dict[str, Any] = {
         "n_images": len(files), "repeats": args.repeats, "images": rel, "unit": "seconds per image", "stages": {},
         "notes": {
@@ -98,8 +100,8 @@ def speed_section(args, verifier, files: list[Path], image_root: Path) -> dict[s
                                              "(ratio to the peer's per-image detection)",
                         "landmarks": None,
                         "alignment": f"5-point similarity warp to a {size}×{size} {template}-template crop",
-                        "embedding": "encoder on one crop, onnxruntime"
-                                     + (" (flip TTA: 2 forward passes)" if flip else "")},
+                        "embedding": f"encoder on one crop's {n_views} test-time view(s) in one onnxruntime call "
+                                     f"(zooms {zooms}{', each mirrored' if meta.flip_tta else ''})"},
             "face_recognition": {"decode": "load_image_file (PIL)",
                                  "detection": "HOG, 1 upsampling (face_locations default)",
                                  "landmarks": "5-point shape predictor (face_encodings default)",

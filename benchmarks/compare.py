@@ -125,6 +125,7 @@ def systems_meta(args, verifier, default_tau: float | None) -> dict[str, Any]:
     return {
         "facever": {"model_path": str(verifier.bundle.path), "model_version": verifier.model_version,
                     "architecture": meta.architecture, "input_size": meta.input_size, "flip_tta": meta.flip_tta,
+                    "view_zooms": list(meta.view_zooms),
                     "alignment": verifier.embedder.template_name, "training_method": training.get("method"),
                     "never_trained_on": data.get("never_trained_on"),
                     "default_threshold": default_tau,

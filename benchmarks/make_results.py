@@ -59,7 +59,8 @@ def header_lines(results: dict[str, Any]) -> list[str]:
                 + f"); command `{meta.get('command')}`"],
         ["machine", f"{env.get('cpu')}, {env.get('cpus')} CPUs, load average (1/5/15 min) {load}"],
         ["facever", f"model `{fv['model_version']}` ({fv['architecture']}, {fv.get('training_method') or 'trained'}; "
-                    f"{fv['input_size']}×{fv['input_size']} {fv.get('alignment', '')} crops, flip TTA {fv['flip_tta']}), "
+                    f"{fv['input_size']}×{fv['input_size']} {fv.get('alignment', '')} crops, test-time views: zooms "
+                    f"{', '.join(f'{z:g}' for z in fv.get('view_zooms', [1.0]))}{', each mirrored' if fv['flip_tta'] else ''}), "
                     f"{fv['detector']}; τ = {num(fv['default_threshold'])} from {fv['threshold_source']}; "
                     f"python {env.get('python')}, {libs}"],
         ["face_recognition", f"{', '.join(f'{k} {v}' for k, v in (fr.get('versions') or {}).items())}; "
@@ -165,7 +166,7 @@ def method_lines(results: dict[str, Any]) -> list[str]:
             "- face_recognition: `face_locations` (HOG, 1 upsampling), the 5-point landmarks and 1 jitter that "
             "`face_encodings` uses by default; distance = Euclidean between dlib encodings, same person when ≤ 0.6.",
             "- facever: MTCNN detection, 5-point similarity alignment to the model's template, the bundle's encoder "
-            "with flip TTA; distance = Euclidean between unit vectors (0–2), same person when ≤ the bundle's "
+            "on the crop's test-time views (the bundle's zooms, each mirrored), averaged; distance = Euclidean between unit vectors (0–2), same person when ≤ the bundle's "
             "calibrated τ.",
             "- The 10-fold splits are the same stratified, seeded splits for both systems. TAR at a FAR needs at "
             "least 1/FAR impostor pairs (n/r: not resolvable, e.g. FAR=1e-3 on P1's 500 impostor pairs).",

@@ -99,3 +99,27 @@ def test_compiled_mtcnn_stages_give_the_eager_results(astronaut, monkeypatch):
     for a, b in zip(compiled, eager):
         np.testing.assert_allclose(a.box, b.box, atol=0.5)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.5)
+
+
+def test_retry_enlarges_and_pads_small_images_and_maps_points_back():
+    """The second pass (:func:`detect_padded`) works on an enlarged, padded copy; the face it finds
+    there comes back in the original image's pixels."""
+    from facever.embedding import RETRY_MIN_SIDE, detect_with_retry
+
+    class CentreFinder:  # finds a face at the image centre, only in images of at least the retry size
+        calls: list = []
+
+        def detect(self, image):
+            h, w = image.shape[:2]
+            self.calls.append((h, w))
+            if min(h, w) < RETRY_MIN_SIDE:
+                return []
+            c = np.array([(w - 1) / 2, (h - 1) / 2], np.float32)
+            return [Face(box=(c[0] - 10, c[1] - 10, c[0] + 10, c[1] + 10), landmarks=np.tile(c, (5, 1)), score=0.95)]
+
+    small = np.zeros((64, 80, 3), np.uint8)
+    faces = detect_with_retry(CentreFinder(), small)
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].landmarks[0], [39.5, 31.5], atol=0.6)
+    assert faces[0].box[2] - faces[0].box[0] == pytest.approx(20 / (RETRY_MIN_SIDE / 64), rel=1e-3)
+    assert CentreFinder.calls[0] == (64, 80) and min(CentreFinder.calls[1]) > RETRY_MIN_SIDE
