@@ -102,8 +102,8 @@ def test_compiled_mtcnn_stages_give_the_eager_results(astronaut, monkeypatch):
 
 
 def test_retry_enlarges_and_pads_small_images_and_maps_points_back():
-    """The second pass (:func:`detect_padded`) works on an enlarged, padded copy; the face it finds
-    there comes back in the original image's pixels."""
+    """The retry (:func:`detect_padded`) pads the image, then pads an enlarged copy of a small one; the
+    face found there comes back in the original image's pixels."""
     from facever.embedding import RETRY_MIN_SIDE, detect_with_retry
 
     class CentreFinder:  # finds a face at the image centre, only in images of at least the retry size
@@ -122,4 +122,5 @@ def test_retry_enlarges_and_pads_small_images_and_maps_points_back():
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].landmarks[0], [39.5, 31.5], atol=0.6)
     assert faces[0].box[2] - faces[0].box[0] == pytest.approx(20 / (RETRY_MIN_SIDE / 64), rel=1e-3)
-    assert CentreFinder.calls[0] == (64, 80) and min(CentreFinder.calls[1]) > RETRY_MIN_SIDE
+    assert CentreFinder.calls[0] == (64, 80) and CentreFinder.calls[1] == (64 + 2 * 19, 80 + 2 * 24)
+    assert min(CentreFinder.calls[2]) > RETRY_MIN_SIDE
