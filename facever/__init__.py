@@ -25,7 +25,7 @@ from facever.errors import (
     PersonNotFoundError,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def __getattr__(name: str):

@@ -30,7 +30,7 @@ from facever.errors import ModelError, NoModelError
 MODEL_FILE = "model.keras"
 ENCODER_FILE = "encoder.onnx"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: view_zooms (test-time views) — older facever must refuse such bundles
 
 
 @dataclass
