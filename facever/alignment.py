@@ -14,6 +14,7 @@ nose, left mouth corner, right mouth corner (left = image left).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -64,20 +65,20 @@ def convert_crop(crop: np.ndarray, src: str, size: int, dst: str) -> np.ndarray:
 
 
 def zoom_crop(crop: np.ndarray, zoom: float) -> np.ndarray:
-    """Zoom an aligned ``(S, S, 3)`` crop about its centre by ``zoom`` (> 1: closer; 1: unchanged).
+    """Zoom an aligned ``(H, W, 3)`` crop about its centre by ``zoom`` (> 1: closer; 1: unchanged).
 
     A test-time view of a stored crop: the template scaled by ``zoom`` about the crop centre, as if
     the face had been aligned with it (areas from outside the crop replicate its edge).
     """
     if zoom == 1.0:
         return crop
-    size = crop.shape[0]
-    centre = (size - 1) / 2.0
-    m = np.array([[zoom, 0.0, centre * (1.0 - zoom)], [0.0, zoom, centre * (1.0 - zoom)]])
-    return cv2.warpAffine(crop, m, (size, crop.shape[1]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    h, w = crop.shape[:2]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    m = np.array([[zoom, 0.0, cx * (1.0 - zoom)], [0.0, zoom, cy * (1.0 - zoom)]])
+    return cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def crop_views(crops: np.ndarray, zooms=(1.0,), flip: bool = True) -> list[np.ndarray]:
+def crop_views(crops: np.ndarray, zooms: Sequence[float] = (1.0,), flip: bool = True) -> list[np.ndarray]:
     """Test-time views of ``(N, S, S, 3)`` aligned crops: each zoom (:func:`zoom_crop`) and, with
     ``flip``, its mirror image, in the order ``[z0, z0 mirrored, z1, z1 mirrored, ...]``.
 

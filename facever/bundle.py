@@ -129,7 +129,8 @@ class ModelBundle:
         self.path = path
 
     def save_metadata(self) -> None:
-        """Rewrite only ``metadata.json`` (e.g. after calibration); the version is unchanged."""
+        """Rewrite only ``metadata.json`` (e.g. after calibration); the version is unchanged unless
+        ``view_zooms`` changed (they are part of it: reload the bundle then)."""
         if self.path is None:
             raise ModelError("bundle has no path yet; save it first")
         write_metadata(self.path, self.metadata)

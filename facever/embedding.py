@@ -20,7 +20,7 @@ from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, default_detector, select_faces
 from facever.imaging import load_image
 
-#: Batches of at least this many crops are encoded two calls at a time (enrolment, reindex).
+#: Stacks of at least this many crop views are encoded two calls at a time (enrolment, reindex).
 PARALLEL_MIN_CROPS = 8
 
 #: Border added around an image (fraction of each side) for a second detection pass when none was

@@ -69,7 +69,7 @@ class TrainableBundle:
         return self.version
 
     def save_metadata(self) -> None:
-        """Rewrite only ``metadata.json``; the version is unchanged."""
+        """Rewrite only ``metadata.json``; the version is unchanged unless ``view_zooms`` changed."""
         if self.path is None:
             raise ModelError("bundle has no path yet; call save() first")
         write_metadata(self.path, self.metadata)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def _layers_after(model, cut: str) -> list:
 
 
 def precompute(trunk, crops: np.ndarray, flip: bool = True, batch: int = 64,
-               progress: Callable[[int, int], None] | None = None, zooms=(1.0,)) -> np.ndarray:
+               progress: Callable[[int, int], None] | None = None, zooms: Sequence[float] = (1.0,)) -> np.ndarray:
     """Trunk features of ``(N, S, S, 3)`` uint8 crops → ``(N, F, h, w, c)`` float16.
 
     The second axis holds the crop's test-time views (:func:`facever.alignment.crop_views`: each of
