@@ -74,7 +74,10 @@ def prepare(data_root: str, landmark_dir: str, work: str, zooms: tuple[float, ..
     parts = split_people(data_root, landmark_dir)
     model, _, _ = import_dlib_resnet()
     trunk, _ = split_model(model, FinetuneConfig().cut)
-    for part in ("train", "val"):
+    # validation sets: the pins/bollywood val people, and the LFW people kept for calibration (both
+    # held out of training), so that the checkpoint serves both domains
+    parts["val_lfw"] = {"lfw": parts["calib"]["lfw"]}
+    for part in ("train", "val", "val_lfw"):
         t0 = time.time()
         crops, labels, keys = load_crops(data_root, landmark_dir, parts[part])
         feats = precompute(trunk, crops, zooms=zooms)
@@ -94,11 +97,11 @@ def run(work: str, name: str, **overrides) -> None:
     meta = np.load(work / "train_meta.npz")
     labels = meta["labels"]
     focus = np.array([not k.startswith("lfw/") for k in meta["keys"].tolist()])
-    vfeats = np.load(work / "val_features.npy")
-    vlabels = np.load(work / "val_meta.npz")["labels"]
+    val = [(np.load(work / f"{part}_features.npy"), np.load(work / f"{part}_meta.npz")["labels"])
+           for part in ("val", "val_lfw") if (work / f"{part}_features.npy").is_file()]
     model, _, _ = import_dlib_resnet()
     _, head = split_model(model, cfg.cut)
-    tuner = Finetuner(head, feats, labels, cfg, val=(vfeats, vlabels), focus=focus)
+    tuner = Finetuner(head, feats, labels, cfg, val=val, focus=focus)
     out = work / name
     out.mkdir(exist_ok=True)
 

@@ -72,6 +72,26 @@ def test_finetuner_trains_keeps_the_best_epoch_and_logs_figures():
     assert val_score(embed_features(head, vfeats), vlabels)["score"] == pytest.approx(best.val["score"], abs=1e-6)
 
 
+def test_several_validation_sets_choose_on_the_mean_of_their_scores():
+    import keras
+
+    from facever.encoder.finetune import FinetuneConfig, Finetuner, embed_features, val_score
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((2, 2, 16))
+    x = keras.layers.Dense(128, use_bias=False)(keras.layers.Flatten()(inp))
+    head = keras.Model(inp, keras.layers.UnitNormalization()(x))
+    feats, labels = _clustered_features(12, 6, seed=0)
+    sets = [_clustered_features(6, 6, seed=1), _clustered_features(5, 4, seed=3)]
+    tuner = Finetuner(head, feats, labels, FinetuneConfig(epochs=2, p=4, k=3, lr=1e-3, warmup_steps=1), val=sets)
+    history = tuner.fit()
+    for h in history:
+        assert h.val["score"] == pytest.approx((h.val["v0_score"] + h.val["v1_score"]) / 2)
+    assert tuner.best["epoch"] == max(history, key=lambda h: h.val["score"]).epoch
+    got = [val_score(embed_features(head, f), l)["score"] for f, l in sets]
+    assert np.mean(got) == pytest.approx(tuner.best["score"], abs=1e-6)
+
+
 def test_freeze_until_trains_only_the_layers_after_it():
     import keras
 

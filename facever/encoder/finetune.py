@@ -185,12 +185,14 @@ class Finetuner:
         features: ``(N, F, h, w, c)`` float16 trunk features of F test-time views (:func:`precompute`).
         labels: ``(N,)`` integer identities.
         config: :class:`FinetuneConfig`.
-        val: optional ``(features, labels)`` of validation people for checkpoint choice.
+        val: optional ``(features, labels)`` of validation people for checkpoint choice, or a list of
+            such sets (for example one per domain): the checkpoint then maximises the mean of their scores.
         focus: optional ``(N,)`` bool mask of the samples ``config.focus_fraction`` of batches come from.
     """
 
     def __init__(self, head, features: np.ndarray, labels: np.ndarray, config: FinetuneConfig,
-                 val: tuple[np.ndarray, np.ndarray] | None = None, focus: np.ndarray | None = None) -> None:
+                 val: tuple[np.ndarray, np.ndarray] | list[tuple[np.ndarray, np.ndarray]] | None = None,
+                 focus: np.ndarray | None = None) -> None:
         self.head = head
         self.features = features
         _, self.labels = np.unique(np.asarray(labels), return_inverse=True)
@@ -264,7 +266,15 @@ class Finetuner:
     def _validate(self) -> dict[str, float]:
         if self.val is None:
             return {}
-        return val_score(embed_features(self.head, self.val[0]), self.val[1])
+        sets = self.val if isinstance(self.val, list) else [self.val]
+        scores = [val_score(embed_features(self.head, feats), labels) for feats, labels in sets]
+        if len(scores) == 1:
+            return scores[0]
+        # several validation populations (e.g. two domains): each one's figures, prefixed by its
+        # index, and the mean of their scores, so that no domain is traded away for another
+        out = {f"v{i}_{k}": v for i, sc in enumerate(scores) for k, v in sc.items()}
+        out["score"] = float(np.mean([sc["score"] for sc in scores]))
+        return out
 
     def fit(self, on_epoch: Callable[[EpochResult], None] | None = None,
             on_step: Callable[[int, int], None] | None = None) -> list[EpochResult]:
