@@ -87,7 +87,10 @@ def prepare(data_root: str, landmark_dir: str, work: str, zooms: tuple[float, ..
     (work / "split.json").write_text(json.dumps({k: {d: sorted(v) for d, v in p.items()} for k, p in parts.items()}))
 
 
-def run(work: str, name: str, **overrides) -> None:
+def run(work: str, name: str, val_parts: tuple[str, ...] = ("val",), **overrides) -> None:
+    """Fine-tune from the import on WORK's features; the checkpoint is chosen on ``val_parts`` (the mean
+    of their scores): ``val`` = the pins/bollywood validation people, ``val_lfw`` = the LFW calibration
+    people."""
     from facever.encoder.finetune import FinetuneConfig, Finetuner, split_model
     from facever.encoder.pretrained import import_dlib_resnet
 
@@ -97,8 +100,7 @@ def run(work: str, name: str, **overrides) -> None:
     meta = np.load(work / "train_meta.npz")
     labels = meta["labels"]
     focus = np.array([not k.startswith("lfw/") for k in meta["keys"].tolist()])
-    val = [(np.load(work / f"{part}_features.npy"), np.load(work / f"{part}_meta.npz")["labels"])
-           for part in ("val", "val_lfw") if (work / f"{part}_features.npy").is_file()]
+    val = [(np.load(work / f"{part}_features.npy"), np.load(work / f"{part}_meta.npz")["labels"]) for part in val_parts]
     model, _, _ = import_dlib_resnet()
     _, head = split_model(model, cfg.cut)
     tuner = Finetuner(head, feats, labels, cfg, val=val, focus=focus)
@@ -131,12 +133,14 @@ def main() -> None:
                      ("freeze_until", str)):
         r.add_argument(f"--{opt.replace('_', '-')}", type=typ)
     r.add_argument("--soft", action="store_true", default=None)
+    r.add_argument("--val-parts", nargs="+", default=["val"], choices=["val", "val_lfw"],
+                   help="validation people the epoch is chosen on (several: mean of their scores)")
     args = vars(ap.parse_args())
     cmd = args.pop("cmd")
     if cmd == "prepare":
         prepare(args["data_root"], args["landmark_dir"], args["work"], tuple(args["zooms"]))
     else:
-        run(args.pop("work"), args.pop("name"), **args)
+        run(args.pop("work"), args.pop("name"), tuple(args.pop("val_parts")), **args)
 
 
 if __name__ == "__main__":
