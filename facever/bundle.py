@@ -82,12 +82,12 @@ class BundleMetadata:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "BundleMetadata":
         data = dict(data)
+        if data.get("format_version", 1) > FORMAT_VERSION:
+            raise ModelError(f"model bundle format {data['format_version']} is newer than this facever supports")
         zooms = data.get("view_zooms", [1.0])
         if (not isinstance(zooms, list) or not zooms
                 or not all(isinstance(z, (int, float)) and not isinstance(z, bool) and 0.5 <= z <= 2.0 for z in zooms)):
             raise ModelError(f"view_zooms must be a non-empty list of numbers in [0.5, 2], got {zooms!r}")
-        if data.get("format_version", 1) > FORMAT_VERSION:
-            raise ModelError(f"model bundle format {data['format_version']} is newer than this facever supports")
         for key in ("threshold", "identify_threshold"):
             if data.get(key) is not None:
                 data[key] = Threshold(**data[key])

@@ -74,8 +74,8 @@ def prepare(data_root: str, landmark_dir: str, work: str, zooms: tuple[float, ..
     parts = split_people(data_root, landmark_dir)
     model, _, _ = import_dlib_resnet()
     trunk, _ = split_model(model, FinetuneConfig().cut)
-    # validation sets: the pins/bollywood val people, and the LFW people kept for calibration (both
-    # held out of training), so that the checkpoint serves both domains
+    # validation sets: the pins/bollywood val people (the shipped recipe chooses its epoch on them) and
+    # the LFW people kept for calibration (both held out of training; `run --val-parts val val_lfw`)
     parts["val_lfw"] = {"lfw": parts["calib"]["lfw"]}
     for part in ("train", "val", "val_lfw"):
         t0 = time.time()

@@ -199,7 +199,7 @@ class Finetuner:
         self.config = config
         self.val = val
         self.focus = None if focus is None else np.flatnonzero(np.asarray(focus, bool))
-        self.teacher = embed_features(head, features)  # per-crop flip-mean teacher vectors
+        self.teacher = embed_features(head, features)  # per crop: the mean over its views
         self.history: list[EpochResult] = []
         self.best: dict[str, Any] | None = None
 

@@ -247,11 +247,13 @@ class Trainer:
 
     # -- running ------------------------------------------------------------------------------
     def embed(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
-        """``(N, S, S, 3)`` uint8 → ``(N, D)`` unit embeddings with flip TTA."""
+        """``(N, S, S, 3)`` uint8 → ``(N, D)`` unit embeddings: the mean over the crop and its mirror
+        (:func:`facever.alignment.crop_views`, the views of the bundles this trainer writes)."""
+        from facever.alignment import crop_views
+
         out = []
         for s in range(0, len(crops), batch):
-            x = crops[s:s + batch].astype(np.float32)
-            e = np.asarray(self._embed(x)) + np.asarray(self._embed(x[:, :, ::-1]))
+            e = sum(np.asarray(self._embed(v.astype(np.float32))) for v in crop_views(crops[s:s + batch]))
             out.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
         return np.concatenate(out) if out else np.zeros((0, self.config.embedding_dim), np.float32)
 
