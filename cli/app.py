@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from . import calibrate, db, enroll, evaluate, export, identify, people, reindex, train
+from . import calibrate, db, enroll, evaluate, export, identify, people, reindex, serve, train
+from . import audit, keys
 from . import verify as verify_cmd
 
 app = typer.Typer(
@@ -29,6 +30,9 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("calibrate")(calibrate.calibrate)
 app.command("export")(export.export)
+app.add_typer(keys.app, name="keys")
+app.command("audit")(audit.audit)
+app.command("serve")(serve.serve)
 
 
 def _show_version(value: bool) -> None:

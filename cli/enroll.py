@@ -47,7 +47,7 @@ def enroll(
             fail("give NAME and at least one IMAGE, or --from-dir DIR", as_json=as_json)
         from facever.gallery import Gallery, person_folders
 
-        with Gallery(db, model=model) as gallery:
+        with Gallery(db, model=model, actor="cli") as gallery:
             if from_dir is None:
                 with progress_bar(not as_json) as bar:
                     task = bar.add_task("enrolling", total=len(images))

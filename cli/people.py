@@ -98,7 +98,7 @@ def rename(old: str = typer.Argument(..., help="Current name."), new: str = type
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db, create=False) as gallery:
+        with Gallery(db, create=False, actor="cli") as gallery:
             gallery.rename(old, new)
     if as_json:
         print_json({"renamed": old, "to": new})
@@ -122,7 +122,7 @@ def remove(name: str = typer.Argument(..., help="The person's exact name."),
     with handle_errors(as_json):
         from facever.gallery import Gallery
 
-        with Gallery(db, create=False) as gallery:
+        with Gallery(db, create=False, actor="cli") as gallery:
             n = gallery.person(name).n_faces
             if not yes and not _confirm(f"remove {name!r} and their {n} face(s)?"):
                 fail("not removed (pass --yes to skip the question)", code=1, as_json=as_json)

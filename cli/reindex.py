@@ -35,7 +35,7 @@ def reindex(
             raise ValueError(f"--index must be 'exact', 'ann' or 'auto', not {index!r}")
         from facever.gallery import Gallery
 
-        with Gallery(db, model=model, create=False, index=index) as gallery, progress_bar(not as_json) as bar:
+        with Gallery(db, model=model, create=False, index=index, actor="cli") as gallery, progress_bar(not as_json) as bar:
             task = bar.add_task("re-embedding", total=None)
             report = gallery.reindex(progress=lambda done, total: bar.update(task, completed=done, total=total),
                                      batch_size=batch_size, prune=prune)

@@ -12,9 +12,13 @@ from facever.api import FaceVerifier, VerifyResult, embed, verify
 from facever.errors import (
     DatabaseError,
     DuplicateIdentityError,
+    FaceNotFoundError,
     FaceQualityError,
     FaceverError,
     ImageError,
+    ImageTooLargeError,
+    KeyExistsError,
+    KeyNotFoundError,
     ModelError,
     ModelVersionMismatchError,
     MultipleFacesError,
@@ -23,6 +27,7 @@ from facever.errors import (
     NoModelError,
     PersonExistsError,
     PersonNotFoundError,
+    UnsupportedImageError,
 )
 
 __version__ = "0.3.0"
@@ -38,7 +43,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "FaceVerifier", "VerifyResult", "embed", "verify",
-    "FaceverError", "ImageError", "NoFaceError", "MultipleFacesError", "FaceQualityError", "ModelError",
+    "FaceverError", "ImageError", "UnsupportedImageError", "ImageTooLargeError", "NoFaceError", "MultipleFacesError", "FaceQualityError", "ModelError",
     "NoModelError", "DatabaseError", "NoGalleryError", "PersonNotFoundError", "PersonExistsError", "Gallery", "DuplicateIdentityError",
-    "ModelVersionMismatchError", "__version__",
+    "ModelVersionMismatchError", "FaceNotFoundError", "KeyExistsError", "KeyNotFoundError", "__version__",
 ]

@@ -8,7 +8,7 @@ A bundle is a directory holding
   no pickle anywhere), used by training, fine-tuning and export (:mod:`facever.encoder.bundle`);
 * ``metadata.json``: architecture, input size, alignment template, preprocessing, embedding
   dimension, the verification threshold τ with the FAR/FRR it gave on its calibration set, the
-  open-set impostor distribution, evaluation figures, provenance of imported weights, training data
+  open-set impostor distribution, the liveness thresholds (``facever.liveness``), evaluation figures, provenance of imported weights, training data
   and settings, and an optional logistic "same person" head (coefficients as JSON numbers).
 
 The model *version* is the SHA-256 of ``encoder.onnx`` (first 16 hex digits), folded with the
@@ -70,6 +70,7 @@ class BundleMetadata:
     identify_threshold: Threshold | None = None
     verification_head: dict[str, Any] | None = None
     open_set: dict[str, Any] | None = None
+    liveness: dict[str, Any] | None = None  # facever.liveness thresholds + the error rates they gave; not in the version
     source: dict[str, Any] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)

@@ -15,6 +15,14 @@ class ImageError(FaceverError):
     """An image could not be read: missing, empty, corrupt, not an image, or too large."""
 
 
+class UnsupportedImageError(ImageError):
+    """The data is not an image in a supported format (a service answers 415)."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels (or bytes) than the decoder's cap: a decompression bomb, say (413)."""
+
+
 class NoFaceError(FaceverError):
     """No face was found in an image."""
 
@@ -57,3 +65,15 @@ class PersonExistsError(FaceverError, ValueError):
 
 class NoGalleryError(DatabaseError):
     """A command that only reads the gallery found no database there (it never creates one)."""
+
+
+class FaceNotFoundError(FaceverError):
+    """A face id is not one of the named person's enrolled faces."""
+
+
+class KeyExistsError(FaceverError):
+    """An API key name is taken (names of revoked keys are never reused)."""
+
+
+class KeyNotFoundError(FaceverError):
+    """No API key has that name."""

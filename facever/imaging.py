@@ -26,7 +26,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from facever.errors import ImageError
+from facever.errors import ImageError, ImageTooLargeError, UnsupportedImageError
 
 MAX_PIXELS = 40_000_000
 """Default cap on ``width * height`` of an image (40 Mpx)."""
@@ -151,7 +151,7 @@ def _check_byte_count(size: int, label: str) -> None:
     if size == 0:
         raise ImageError(f"{label}: empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
-        raise ImageError(f"{label}: file is larger than the limit of {MAX_FILE_BYTES} bytes")
+        raise ImageTooLargeError(f"{label}: file is larger than the limit of {MAX_FILE_BYTES} bytes")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,7 +180,9 @@ def _open(data: bytes, label: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _bomb_error(label, exc) from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{label}: {_unidentified_reason(data)}") from exc
+        reason = _unidentified_reason(data)
+        kind = ImageError if reason.startswith("truncated") else UnsupportedImageError
+        raise kind(f"{label}: {reason}") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure means corrupt data
         raise ImageError(f"{label}: truncated or corrupt image data ({_describe(exc)})") from exc
 
@@ -221,7 +223,7 @@ def _check_pixel_count(size: tuple[int, int], label: str, max_pixels: int) -> No
     if width <= 0 or height <= 0:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(f"{label}: {width}x{height} pixels exceeds the cap of {max_pixels}")
+        raise ImageTooLargeError(f"{label}: {width}x{height} pixels exceeds the cap of {max_pixels}")
 
 
 def _load_pixels(img: Image.Image, label: str) -> None:
@@ -258,7 +260,7 @@ def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
 
 
 def _bomb_error(label: str, exc: Image.DecompressionBombError) -> ImageError:
-    return ImageError(f"{label}: image size exceeds Pillow's decompression-bomb limit ({exc})")
+    return ImageTooLargeError(f"{label}: image size exceeds Pillow's decompression-bomb limit ({exc})")
 
 
 def _describe(exc: BaseException) -> str:

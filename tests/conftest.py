@@ -117,6 +117,7 @@ def db_url(request, tmp_path):
 
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, alembic_version CASCADE")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, api_keys, audit_log, "
+                             "gallery_state, alembic_version CASCADE")
     engine.dispose()
     return url

@@ -20,6 +20,7 @@ Where things are:
 
 * :mod:`facever.gallery.core`: :class:`Gallery` (identify, verify_person, manage, reindex, the index).
 * :mod:`facever.gallery.enrolment`: the enrolment half of :class:`Gallery` (detect, check, deduplicate, write).
+* :mod:`facever.gallery.management`: people pages, person details, rename, remove a person or a face.
 * :mod:`facever.gallery.records`: name rules, crop PNG encoding, image reading and hashing.
 * :mod:`facever.gallery.search`: :class:`SearchIndex`, :func:`person_distances`, :func:`nearest_k`.
 * :mod:`facever.gallery.policy`: :class:`ThresholdChoice`, identification threshold and duplicate gate.

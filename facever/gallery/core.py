@@ -3,6 +3,11 @@
 Embeddings carry the model version that made them; search only uses those of the loaded model, and
 refuses (:class:`~facever.errors.ModelVersionMismatchError`) while any enrolled face lacks one:
 ``Gallery.reindex()`` re-embeds the stored crops.
+
+Every write (enrol, remove, remove a face, rename, reindex) writes an audit row and bumps the
+database's change counter in the same transaction; :meth:`Gallery.sync` compares that counter with
+the one this object last knew, so several processes can share one database and each reload its
+in-memory matrix only after another process wrote.
 """
 
 from __future__ import annotations
@@ -16,15 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from facever.ann_index import AUTO_MIN_FACES, AnnIndex, IndexStatus, faiss_available, open_index
-from facever.errors import ModelVersionMismatchError, PersonExistsError, PersonNotFoundError
+from facever.errors import ModelVersionMismatchError, PersonNotFoundError
 from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, EnrolmentMixin, Progress
 from facever.gallery.policy import ThresholdChoice, identification_threshold
-from facever.gallery.records import _metadata_json, _utc, check_name, decode_png
-from facever.gallery.results import (Candidate, FaceSummary, IdentifyResult, PersonDetail, PersonSummary,
-                                     ReindexReport)
+from facever.gallery.management import ManagementMixin
+from facever.gallery.records import _metadata_json, decode_png
+from facever.gallery.results import Candidate, IdentifyResult, ReindexReport
 from facever.gallery.search import Scoring, SearchIndex, rerank
 from facever.store import repository as repo
-from facever.store.session import Database, WriteConflict
+from facever.store.session import Database
 
 if TYPE_CHECKING:
     from facever.api import FaceVerifier, VerifyResult
@@ -37,7 +42,7 @@ IndexMode = Literal["exact", "ann", "auto"]
 ANN_CANDIDATE_FACES = 32
 
 
-class Gallery(EnrolmentMixin):
+class Gallery(EnrolmentMixin, ManagementMixin):
     """Enrolled people in a database, with 1:K search.
 
     Args:
@@ -57,6 +62,8 @@ class Gallery(EnrolmentMixin):
             :attr:`index_status`.
         index_path: the approximate index file (default: beside the SQLite database, ``<db>.ann``;
             for other databases under ``FACEVER_HOME/ann/``).
+        actor: who writes, as recorded in the audit log (an API key name, ``"cli"``, ``"library"``);
+            also a settable attribute.
 
     Identification thresholds follow the gallery size when the model bundle carries open-set data
     (see :meth:`threshold_for` and :mod:`facever.open_set`).
@@ -69,7 +76,7 @@ class Gallery(EnrolmentMixin):
                  model: str | os.PathLike[str] | None = None, scoring: Scoring = "nearest",
                  min_face_size: float = MIN_FACE_SIZE, min_sharpness: float = MIN_SHARPNESS,
                  create: bool = True, index: IndexMode = "auto",
-                 index_path: str | os.PathLike[str] | None = None) -> None:
+                 index_path: str | os.PathLike[str] | None = None, actor: str = "library") -> None:
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
         if index not in ("exact", "ann", "auto"):
@@ -85,6 +92,8 @@ class Gallery(EnrolmentMixin):
         self._index_path = index_path
         self._ann: AnnIndex | None = None
         self._index_status: IndexStatus | None = None
+        self.actor = actor
+        self._generation: int | None = None  # the change counter this object's view is as new as
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -156,8 +165,41 @@ class Gallery(EnrolmentMixin):
                                         fpir=fpir, threshold=threshold, scoring=scoring or self.scoring)
 
     def refresh(self) -> None:
-        """Forget the in-memory matrix; the next search reloads it (to see other processes' writes)."""
+        """Forget the in-memory matrix; the next search reloads it (to see other processes' writes).
+
+        An approximate index is kept but checked against the database on that reload (faces added or
+        removed elsewhere are added or tombstoned; a stale one is rebuilt)."""
         self._index = None
+
+    @property
+    def generation(self) -> int | None:
+        """The database change counter this object's in-memory view is known to be as new as (None:
+        not known yet)."""
+        return self._generation
+
+    def sync(self) -> bool:
+        """See other processes' writes: one cheap query of the database's change counter.
+
+        When it differs from the counter this object last knew (from loading its matrix, its own
+        writes, or the previous call), the in-memory matrix is forgotten (:meth:`refresh`) and the
+        next search reloads it. The first call on a fresh object only records the counter. Own
+        writes do not force a reload (they update the matrix in place) unless another process
+        wrote in between. Returns True when the matrix was forgotten.
+        """
+        with self.db.read() as session:
+            current = repo.generation(session)
+        known, self._generation = self._generation, current
+        if known is None or current == known:
+            return False
+        self.refresh()
+        return True
+
+    def _note_write(self, generation: int) -> None:
+        """After a committed write of this object that moved the change counter to ``generation``:
+        when that is exactly one more than known, no one else wrote in between; otherwise reload."""
+        if self._generation is None or generation != self._generation + 1:
+            self.refresh()
+        self._generation = generation
 
     # -- search ---------------------------------------------------------------------------------
     def _search_index(self, rebuild_ann: bool = False) -> SearchIndex:
@@ -168,6 +210,7 @@ class Gallery(EnrolmentMixin):
             return self._index
         dim = int(self.verifier.bundle.metadata.embedding_dim)
         with self.db.read() as session:
+            generation = repo.generation(session)  # first: the matrix is at least this new
             n_faces = repo.count_faces(session)
             person_ids, face_ids, vectors = repo.load_embeddings(session, version, dim)
             names = repo.person_names(session)
@@ -180,6 +223,7 @@ class Gallery(EnrolmentMixin):
                 "crops with this model")
         self._attach_ann(face_ids, person_ids, vectors, version, rebuild_ann)
         self._index = SearchIndex(person_ids, vectors, names, version)
+        self._generation = generation
         return self._index
 
     @property
@@ -302,75 +346,32 @@ class Gallery(EnrolmentMixin):
         The distance is to the person's nearest enrolled face; the decision uses τ.
         Raises :class:`PersonNotFoundError`, :class:`ModelVersionMismatchError`, image errors.
         """
+        self._person_rows(name)  # an unknown person fails before the expensive part
+        aligned, emb = self.verifier.embed_with_face(image)
+        return self.compare_person(emb, name, faces=[aligned.face.to_dict()])
+
+    def compare_person(self, embedding: np.ndarray, name: str,
+                       faces: list[dict[str, Any]] | None = None) -> "VerifyResult":
+        """Decide whether a ``(D,)`` unit embedding (by the loaded model) is the enrolled person ``name``:
+        its distance to the person's nearest enrolled face against τ. ``faces`` is passed to the result.
+
+        Raises :class:`PersonNotFoundError`, :class:`ModelVersionMismatchError`.
+        """
+        rows = self._person_rows(name)
+        emb = np.asarray(embedding, np.float32).reshape(-1)
+        nearest = rows[int(np.argmax(rows @ emb))]
+        return self.verifier.compare(emb, nearest, faces=faces)
+
+    def _person_rows(self, name: str) -> np.ndarray:
+        """The ``(n, D)`` enrolled embeddings of ``name`` (n ≥ 1)."""
         with self.db.read() as session:
             person_id = repo.require_person(session, name).id
         rows = self._search_index().rows_of(person_id)
         if len(rows) == 0:
             raise PersonNotFoundError(f"{name!r} has no enrolled face")
-        aligned, emb = self.verifier.embed_with_face(image)
-        nearest = rows[int(np.argmax(rows @ emb))]
-        return self.verifier.compare(emb, nearest, faces=[aligned.face.to_dict()])
+        return rows
 
-    # -- management -----------------------------------------------------------------------------
-    def people(self) -> list[PersonSummary]:
-        """Every enrolled person with their number of faces, by name."""
-        with self.db.read() as session:
-            return [PersonSummary(p.name, n, _utc(p.created)) for p, n in repo.list_people(session)]
-
-    def person(self, name: str) -> PersonDetail:
-        """One person and their faces. Raises :class:`PersonNotFoundError`."""
-        with self.db.read() as session:
-            person = repo.require_person(session, name)
-            faces = [FaceSummary(f.id, f.source, f.sha256, list(f.box), [list(p) for p in f.landmarks],
-                                 f.detector_score, {"face_size": f.face_size, "sharpness": f.sharpness,
-                                                    "frontality": f.frontality}, _utc(f.created), versions)
-                     for f, versions in repo.person_faces(session, person.id)]
-            return PersonDetail(person.name, _utc(person.created), faces)
-
-    def face_crops(self, name: str) -> list[tuple[int, np.ndarray]]:
-        """The stored aligned crops of a person: ``(face id, (112, 112, 3) uint8 RGB)`` in enrolment order.
-
-        Raises :class:`PersonNotFoundError`, :class:`DatabaseError` (a damaged crop).
-        """
-        with self.db.read() as session:
-            person = repo.require_person(session, name)
-            ids = [f.id for f, _versions in repo.person_faces(session, person.id)]
-            rows = dict(repo.crops(session, ids))
-        return [(i, decode_png(rows[i])) for i in ids if i in rows]
-
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person. Raises :class:`PersonNotFoundError`, :class:`PersonExistsError`."""
-        new = check_name(new)
-        try:
-            with self.db.write() as session:
-                person = repo.require_person(session, old)
-                if old == new:
-                    return
-                if repo.get_person(session, new) is not None:
-                    raise PersonExistsError(f"a person named {new!r} is already enrolled")
-                repo.rename_person(session, person.id, new)
-        except WriteConflict as exc:
-            raise PersonExistsError(f"a person named {new!r} is already enrolled") from exc
-        self._index = None
-
-    def remove(self, name: str, vacuum: bool = False) -> int:
-        """Delete a person with every crop and vector of theirs; return the number of faces removed.
-
-        On SQLite, deleted content is overwritten with zeros (``secure_delete``) and the WAL is
-        checkpointed, so no copy stays in the database files; ``vacuum`` also compacts the file.
-        Raises :class:`PersonNotFoundError`.
-        """
-        with self.db.write() as session:
-            person_id = repo.require_person(session, name).id
-            n = repo.delete_person(session, person_id)
-        if self._ann is not None:
-            self._ann.remove_person(person_id)  # tombstones: no rebuild per removal
-        self._index = None
-        self.db.checkpoint()
-        if vacuum:
-            self.db.vacuum()
-        return n
-
+    # -- maintenance ----------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, batch_size: int = 256, prune: bool = False) -> ReindexReport:
         """Embed every stored crop that has no embedding by the current model (batches of ``batch_size``,
         one transaction each: an interrupted run resumes where it stopped).
@@ -384,28 +385,48 @@ class Gallery(EnrolmentMixin):
         with self.db.read() as session:
             todo = repo.face_ids_without_embedding(session, version)
             total = repo.count_faces(session)
-        done = embedded = 0
+        done = embedded = pruned = 0
         if progress is not None:
             progress(0, len(todo))
-        for lo in range(0, len(todo), batch_size):
+        for lo in range(0, max(len(todo), 1), batch_size):
             chunk = todo[lo:lo + batch_size]
-            with self.db.read() as session:
-                rows = repo.crops(session, chunk)
-            if rows:
-                vectors = self.verifier.embedder.embed_crops(np.stack([decode_png(c) for _, c in rows]))
-                with self.db.write() as session:
-                    repo.ensure_model(session, version, meta)
-                    embedded += repo.put_embeddings(session, version, [i for i, _ in rows], vectors)
+            last = lo + batch_size >= len(todo)
+            rows: list[tuple[int, bytes]] = []
+            if chunk:
+                with self.db.read() as session:
+                    rows = repo.crops(session, chunk)
+            vectors = self.verifier.embedder.embed_crops(np.stack([decode_png(c) for _, c in rows])) if rows else None
+            if rows or (prune and last):
+                n, p = self._reindex_write(version, meta, rows, vectors, prune and last, (done + len(chunk), len(todo)))
+                embedded, pruned = embedded + n, pruned + p
             done += len(chunk)
-            if progress is not None:
+            if progress is not None and chunk:
                 progress(done, len(todo))
-        pruned = 0
         if prune:
-            with self.db.write() as session:
-                pruned = repo.delete_other_embeddings(session, version)
             self.db.checkpoint()
         self._index = None
         return ReindexReport(version, embedded, total, pruned)
+
+    def _reindex_write(self, version: str, meta: dict[str, Any], rows: list[tuple[int, bytes]],
+                       vectors: np.ndarray | None, prune: bool, progress: tuple[int, int]) -> tuple[int, int]:
+        """One reindex transaction: store a batch's vectors and/or prune other versions, audited
+        (``reindex``, detail: model version, vectors embedded and pruned, faces done of to do) when
+        anything changed. Returns ``(embedded, pruned)``."""
+        with self.db.write() as session:
+            embedded = pruned = 0
+            if rows:
+                repo.ensure_model(session, version, meta)
+                embedded = repo.put_embeddings(session, version, [i for i, _ in rows], vectors)
+            if prune:
+                pruned = repo.delete_other_embeddings(session, version)
+            generation = None
+            if embedded or pruned:
+                generation = repo.record_write(session, self.actor, "reindex", None, (),
+                                               {"model_version": version, "embedded": embedded, "pruned": pruned,
+                                                "faces_done": progress[0], "faces_todo": progress[1]})
+        if generation is not None:
+            self._note_write(generation)
+        return embedded, pruned
 
     def check(self) -> repo.CheckReport:
         """Health report of the database (see :func:`facever.store.check_database`)."""

@@ -45,17 +45,20 @@ ENROLL_THREADS = 2
 
 class EnrolmentMixin:
     """The enrolment half of :class:`~facever.gallery.Gallery` (which provides ``db``, ``verifier``,
-    ``min_face_size``, ``min_sharpness``, ``_search_index``, ``threshold_for`` and ``_metadata``)."""
+    ``min_face_size``, ``min_sharpness``, ``actor``, ``_search_index``, ``_note_write``,
+    ``threshold_for`` and ``_metadata``)."""
 
     # -- enrolment ------------------------------------------------------------------------------
     def enroll(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray], force: bool = False,
-               allow_duplicate: bool = False, strict: bool = False, progress: Progress | None = None) -> EnrollReport:
+               allow_duplicate: bool = False, strict: bool = False, progress: Progress | None = None,
+               labels: Sequence[str] | None = None) -> EnrollReport:
         """Enroll images of one person, in one transaction.
 
         Every image is first read, hashed (SHA-256 of its bytes), detected (the verifier's face
         policy: largest face by default), aligned and quality-checked; the accepted faces are then
         embedded in one batch and written together, so an exception leaves the database exactly as
-        it was. An image whose bytes are already enrolled for this person is ``skipped``.
+        it was. An image whose bytes are already enrolled for this person is ``skipped``. The write
+        is audited (action ``enroll``, the new face ids) in the same transaction.
 
         Args:
             name: the person's name, stored exactly (any characters but control characters).
@@ -65,6 +68,8 @@ class EnrolmentMixin:
                 enrolled person (see :meth:`duplicate_threshold`).
             strict: raise the first rejection's error instead of reporting it (nothing is written).
             progress: called as ``progress(images done, images total)``.
+            labels: one label per image for reports and the stored ``source`` (e.g. uploaded file
+                names); default: the path, or ``<bytes #i>`` / ``<array #i>``.
 
         Raises:
             DuplicateIdentityError: a face is nearer than the duplicate gate to another person (nothing
@@ -75,6 +80,8 @@ class EnrolmentMixin:
         """
         name = check_name(name)
         images = list(images)
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
         with self.db.read() as session:
             person = repo.get_person(session, name)
             known = repo.person_hashes(session, person.id) if person is not None else set()
@@ -82,7 +89,7 @@ class EnrolmentMixin:
         todo: list[tuple[int, str, object, str]] = []  # (index, label, bytes or array, sha256)
         seen: set[str] = set()
         for i, image in enumerate(images):  # read and hash everything first: cheap, and skips are free
-            label = _label(image, i)
+            label = labels[i] if labels is not None else _label(image, i)
             try:
                 data, sha = _read_and_hash(image, label)
             except ImageError as exc:
@@ -198,6 +205,7 @@ class EnrolmentMixin:
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.db.write() as session:
+                    new_person = repo.get_person(session, name) is None
                     person = repo.get_or_create_person(session, name)
                     repo.ensure_model(session, version, meta)
                     existing = repo.person_hashes(session, person.id)
@@ -209,6 +217,12 @@ class EnrolmentMixin:
                         ids.append(repo.add_face(session, person.id, face, version, vector))
                         existing.add(face.sha256)
                     person_id = person.id
+                    written_ids = [i for i in ids if i is not None]
+                    generation = None
+                    if written_ids:  # audited with the write; nothing written, nothing recorded
+                        generation = repo.record_write(session, self.actor, "enroll", name, written_ids,
+                                                       {"faces": len(written_ids), "new_person": new_person,
+                                                        "person_id": person.id, "model_version": version})
                 break
             except WriteConflict:
                 if attempt == _WRITE_ATTEMPTS - 1:
@@ -219,6 +233,8 @@ class EnrolmentMixin:
                 self._index.add(person_id, name, np.stack(written))
                 if self._ann is not None:
                     self._ann.add([i for i in ids if i is not None], person_id, np.stack(written))
+        if generation is not None:
+            self._note_write(generation)
         return ids
 
     def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,

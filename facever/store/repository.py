@@ -2,7 +2,9 @@
 (the caller owns the transaction) and uses only portable SQL.
 
 Vectors are stored as little-endian float32 bytes; :func:`encode_vector` / :func:`decode_vectors`
-convert them.
+convert them. The change counter, audit log and API key queries live in
+:mod:`facever.store.audit_repo` and are re-exported here (``generation``, ``bump_generation``,
+``add_audit``, ``audit_events``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from facever.errors import PersonNotFoundError
+from facever.store.audit_repo import (add_audit, audit_events, bump_generation, forget_person,  # noqa: F401
+                                      generation, record_write, removed_person_label)
 from facever.store.schema import EmbeddingRow, FaceRow, ModelRow, PersonRow, utcnow
 
 if TYPE_CHECKING:
@@ -71,6 +75,26 @@ def list_people(session: Session) -> list[tuple[PersonRow, int]]:
     return [(p, int(n)) for p, n in rows]
 
 
+def list_people_page(session: Session, offset: int, limit: int,
+                     query: str | None = None) -> tuple[list[tuple[PersonRow, int]], int]:
+    """One page of people by name, with their number of faces, and how many people match in all.
+
+    Args:
+        offset: people skipped (>= 0); limit: people returned at most (>= 0).
+        query: case-insensitive substring of the name (None or "" = everyone). ``%`` and ``_`` match
+            themselves (LIKE wildcards are escaped). Case folding is the database's ``lower()``:
+            ASCII only on SQLite, full Unicode on PostgreSQL.
+    Returns:
+        ``([(person, n_faces), ...], total)``.
+    """
+    where = [PersonRow.name.icontains(query, autoescape=True)] if query else []
+    total = int(session.scalar(select(func.count(PersonRow.id)).where(*where)) or 0)
+    n_faces = select(func.count(FaceRow.id)).where(FaceRow.person_id == PersonRow.id).scalar_subquery()
+    rows = session.execute(select(PersonRow, n_faces).where(*where).order_by(PersonRow.name)
+                           .offset(max(0, int(offset))).limit(max(0, int(limit)))).all()
+    return [(p, int(n or 0)) for p, n in rows], total
+
+
 def person_names(session: Session) -> dict[int, str]:
     """Person id → name."""
     return dict(session.execute(select(PersonRow.id, PersonRow.name)).all())
@@ -124,6 +148,27 @@ def add_face(session: Session, person_id: int, face: NewFace, model_version: str
                              vector=encode_vector(vector)))
     session.flush()
     return row.id
+
+
+def delete_face(session: Session, person_id: int, face_id: int) -> bool:
+    """Delete one face of a person with its embeddings; False (nothing deleted) when ``face_id`` is
+    not a face of ``person_id``."""
+    owned = session.scalar(select(FaceRow.id).where(FaceRow.id == int(face_id), FaceRow.person_id == int(person_id)))
+    if owned is None:
+        return False
+    session.execute(delete(EmbeddingRow).where(EmbeddingRow.face_id == owned))
+    session.execute(delete(FaceRow).where(FaceRow.id == owned))
+    return True
+
+
+def person_face_ids(session: Session, person_id: int) -> list[int]:
+    """Ids of a person's faces, ascending."""
+    return list(session.scalars(select(FaceRow.id).where(FaceRow.person_id == person_id).order_by(FaceRow.id)).all())
+
+
+def count_person_faces(session: Session, person_id: int) -> int:
+    """Number of faces of one person."""
+    return int(session.scalar(select(func.count(FaceRow.id)).where(FaceRow.person_id == person_id)) or 0)
 
 
 def person_faces(session: Session, person_id: int) -> list[tuple[FaceRow, list[str]]]:

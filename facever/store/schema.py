@@ -7,6 +7,10 @@
 * ``embeddings``: one vector per face *and model version* (float32 little-endian bytes, ``dim``
   values); vectors of different model versions are never compared.
 * ``models``: every model version that wrote embeddings, with its bundle metadata.
+* ``api_keys``: the service's API keys, hashed (SHA-256 of the whole key), with scopes and rate.
+* ``audit_log``: one row per write (enrol, remove, rename, key created...): who, what, when.
+* ``gallery_state``: one row (id 1) whose ``generation`` grows by one with every gallery write, so
+  a process can tell with one cheap query whether its in-memory search index is stale.
 
 Deleting a person cascades to its faces and their embeddings (``ON DELETE CASCADE`` in the database,
 mirrored by ORM cascades). Only portable types are used (``LargeBinary``, ``JSON``, ``DateTime``) so
@@ -19,8 +23,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Longest accepted person name, in characters.
@@ -114,5 +118,46 @@ class ModelRow(Base):
     first_used: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApiKeyRow(Base):
+    """An API key of the HTTP service. The key itself is never stored: ``key_hash`` is the hex
+    SHA-256 of the whole key string and ``prefix`` its public lookup part. ``scopes`` is a sorted,
+    comma-separated list; ``rate_per_min`` None means unlimited; ``revoked`` is set once revoked."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    rate_per_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditRow(Base):
+    """One audited write: when (UTC), who (``actor``: a key name, ``"cli"`` or ``"library"``), what
+    (``action``, e.g. ``enroll``), the person concerned (if any), face ids touched and a JSON detail."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    person: Mapped[str | None] = mapped_column(Text, nullable=True)
+    face_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class GalleryStateRow(Base):
+    """The gallery's change counter: a single row (``id`` 1); ``generation`` grows with every write."""
+
+    __tablename__ = "gallery_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 #: Table names, parents first.
-TABLES = ("people", "faces", "embeddings", "models")
+TABLES = ("people", "faces", "embeddings", "models", "api_keys", "audit_log", "gallery_state")

@@ -1,0 +1,110 @@
+"""``facever serve``: run the HTTP API and the web page (FastAPI on uvicorn, the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import typer
+
+from .common import DB_OPTION, MODEL_OPTION, err, fail, handle_errors
+
+#: Modules only ``facever serve`` needs: ``pip install "facever[serve]"``.
+SERVE_MODULES = frozenset({"fastapi", "uvicorn", "starlette", "multipart", "python_multipart", "anyio"})
+
+
+def _parse_size(text: str) -> int:
+    """``10MB``, ``512kB``, ``1048576`` → bytes (decimal units: kB = 1000)."""
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20}
+    value = text.strip().lower()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = value[len(number):].strip()
+    if unit not in units:
+        raise ValueError(f"--max-upload: unknown unit {unit!r} in {text!r}; use bytes, kB or MB (e.g. 10MB)")
+    try:
+        return int(float(number) * units[unit])
+    except ValueError:
+        raise ValueError(f"--max-upload: {text!r} is not a size (e.g. 10MB)") from None
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
+    db: Optional[str] = DB_OPTION,
+    model: Optional[str] = MODEL_OPTION,
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes (each loads the model once)."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without keys (loopback binds only)."),
+    max_upload: str = typer.Option("10MB", "--max-upload", help="Largest accepted image (e.g. 10MB, 500kB)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1,
+                                              help="Inferences at once per worker (default: the core count)."),
+    queue: Optional[int] = typer.Option(None, "--queue", min=0,
+                                        help="Requests waiting for a slot per worker before 503 (default: = concurrency)."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, help="Seconds a request body may take to arrive (else 408)."),
+    cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Allow this browser origin (repeatable; CORS is off by default)."),
+    index: str = typer.Option("auto", "--index", help="Gallery search: exact, ann (faiss) or auto."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Serve the HTTP API (/v1/...), the web page (/) and the API docs (/docs).
+
+    Keys: create one first with `facever keys create NAME --scope verify,identify,enroll,admin`.
+    Serving a non-loopback address needs at least one key; --no-auth works on loopback only.
+
+    Examples:
+
+        facever keys create kiosk --scope verify,identify
+
+        facever serve --port 8000 --workers 2
+
+        curl -H "Authorization: Bearer $KEY" -F image1=@a.jpg -F image2=@b.jpg http://127.0.0.1:8000/v1/verify
+    """
+    with handle_errors():
+        try:
+            import uvicorn  # noqa: F401
+            import fastapi  # noqa: F401
+        except ModuleNotFoundError as exc:
+            fail(f"`facever serve` needs the serve extra ({exc.name} is not installed): pip install 'facever[serve]'")
+        from facever.service.settings import SETTINGS_ENV, ServeSettings, default_concurrency, is_loopback
+
+        if index not in ("exact", "ann", "auto"):
+            fail(f"--index must be exact, ann or auto, not {index!r}")
+        settings = ServeSettings(host=host, port=port, db=db, model=model, workers=workers, no_auth=no_auth,
+                                 max_upload=_parse_size(max_upload), concurrency=concurrency or default_concurrency(),
+                                 queue=queue, body_timeout_s=body_timeout, cors_origins=list(cors_origin or []),
+                                 index=index)
+        settings.check()
+        if not no_auth:
+            _check_keys(settings, is_loopback(host))
+        os.environ[SETTINGS_ENV] = settings.to_env()
+    _run(settings, log_level)
+
+
+def _check_keys(settings, loopback: bool) -> None:
+    """Refuse a non-loopback bind with no active key; on loopback, say how to make one."""
+    from facever.keys import KeyStore
+    from facever.store.session import Database
+
+    database = Database(settings.db, create=True)
+    try:
+        active = [k for k in KeyStore(database).list() if k.revoked is None]
+    finally:
+        database.close()
+    if not active and not loopback:
+        fail(f"refusing to serve {settings.host} without API keys: create one with "
+             "`facever keys create NAME --scope ...` (or bind 127.0.0.1 with --no-auth for local use)")
+    if not active:
+        err.print("warning: no API key exists yet, so every request will be refused with 401; create one with "
+                  "`facever keys create NAME --scope verify,identify,enroll,admin`, or use --no-auth on loopback",
+                  markup=False)
+
+
+def _run(settings, log_level: str) -> None:
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = {**LOGGING_CONFIG, "loggers": {**LOGGING_CONFIG["loggers"],
+                  "facever.service": {"handlers": ["default"], "level": log_level.upper(), "propagate": False}}}
+    err.print(f"facever serve: http://{settings.host}:{settings.port}/ (docs at /docs), {settings.workers} worker(s), "
+              f"{settings.concurrency} inference slot(s) each", markup=False)
+    uvicorn.run("facever.service.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, access_log=False, log_level=log_level, log_config=log_config,
+                timeout_graceful_shutdown=5, server_header=False)
