@@ -176,7 +176,8 @@ def test_enrol_two_people_list_and_identify(server, files, open_page):
     for face in r["faces"]:
         x1, y1, x2, y2 = face["face"]["box"]
         assert box_is_drawn(page, "identify-overlay", face["face"]["box"])
-        assert canvas_alpha(page, "identify-overlay", [(x1 + 3, y1 - 8)])[0] > 0  # the label over the box
+        # The label sits above the box (below it, or inside its top edge, where labels would overlap).
+        assert max(canvas_alpha(page, "identify-overlay", [(x1 + 3, y1 - 8), (x1 + 3, y2 + 8), (x1 + 3, y1 + 8)])) > 0
 
     # A key without the admin scope: neutral placeholders instead of crops, and no error shown.
     page = open_page(server.url, server.make_key("door-browser", ["identify"]), tab="people")

@@ -89,3 +89,30 @@ def test_refuses_unsafe_binds_with_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "loopback" in r.stderr
     r = _serve("--max-upload", "lots", "--db", db)
     assert r.returncode == 2 and r.stderr.startswith("error:")
+
+
+def test_python_client_mirrors_the_library(tmp_path):
+    from facever import NoFaceError, PersonNotFoundError
+    from facever.api import FaceVerifier
+    from facever.client import Client, ServiceError
+
+    with running_server(tmp_path) as srv:
+        client = Client(srv.url, srv.admin_key)
+        result = client.verify(photos.astronaut(), photos.hopper())
+        lib = FaceVerifier().verify(photos.astronaut(), photos.hopper())
+        assert result.same is False and abs(result.distance - lib.distance) < 1e-6
+        report = client.enroll("Grace Hopper", [photos.hopper(), photos.hopper()])
+        assert report.enrolled == 1 and report.skipped == 1
+        faces = client.identify(photos.hopper_mirrored())
+        assert faces[0].person == "Grace Hopper" and faces[0].expected_fpir is not None
+        assert [p.name for p in client.people()] == ["Grace Hopper"]
+        assert client.verify_person(photos.hopper_mirrored(), "Grace Hopper").same
+        client.rename("Grace Hopper", "G. Hopper")
+        assert client.remove("G. Hopper") == 1
+        with pytest.raises(NoFaceError):
+            client.identify(photos.blank())
+        with pytest.raises(PersonNotFoundError):
+            client.remove("Nobody")
+        with pytest.raises(ServiceError) as exc:
+            Client(srv.url, "fv_000000000000_wrongwrongwrongwrong").people()
+        assert exc.value.status == 401 and exc.value.code == "unauthorized"

@@ -152,7 +152,8 @@ function showVerify(r, slots) {
   $("verify-frr").textContent = pct(r.frr);
   const prob = $("verify-probability");
   prob.hidden = r.probability === null || r.probability === undefined;
-  prob.querySelector("dd").textContent = prob.hidden ? "" : pct(r.probability);
+  const p = r.probability;
+  prob.querySelector("dd").textContent = prob.hidden ? "" : p > 0.9999 ? "> 99.99%" : p < 0.0001 ? "< 0.01%" : pct(p);
   const color = r.same ? "#22c55e" : "#f97316";
   (r.faces || []).forEach((face, i) => {
     if (face && face.box && slots[i]) slots[i].setBoxes([{ box: face.box, label: `face ${i + 1}`, color }]);
@@ -203,8 +204,8 @@ function showIdentify(r, slot) {
   const thr = r.threshold ?? (faces[0] && faces[0].threshold);
   const summary = $("identify-summary");
   summary.textContent = `${faces.length} face(s) · threshold ${num(thr)} (${policy}) · expected FPIR `
-    + `${fpir === null || fpir === undefined ? "n/a" : pct(fpir)} · gallery: ${gallery.people ?? "?"} people, `
-    + `${gallery.faces ?? "?"} faces`;
+    + `${fpir === null || fpir === undefined ? "n/a" : pct(fpir)} · gallery: ${gallery.people ?? "?"} `
+    + `${gallery.people === 1 ? "person" : "people"}, ${gallery.faces ?? "?"} face${gallery.faces === 1 ? "" : "s"}`;
   summary.title = "expected FPIR: the chance that someone who is not enrolled is given a name at this threshold";
   say($("identify-note"), typeof r.note === "string" ? r.note : "");
   const list = $("identify-faces");

@@ -84,6 +84,7 @@ export function drawBoxes(canvas, img, boxes) {
   const sy = h / img.naturalHeight;
   ctx.font = "600 13px system-ui, sans-serif";
   ctx.textBaseline = "top";
+  const placed = []; // label rectangles already drawn, to keep labels from covering each other
   for (const b of boxes) {
     const [x1, y1, x2, y2] = b.box;
     const left = x1 * sx, top = y1 * sy, bw = (x2 - x1) * sx, bh = (y2 - y1) * sy;
@@ -94,17 +95,25 @@ export function drawBoxes(canvas, img, boxes) {
     ctx.lineWidth = 2;
     ctx.strokeStyle = color;
     ctx.strokeRect(left, top, bw, bh);
-    if (b.label) {
-      const pad = 4, th = 18;
-      const tw = Math.min(ctx.measureText(b.label).width + 2 * pad, w);
-      const tx = Math.max(0, Math.min(left, w - tw)); // keep the label inside the picture
-      const ty = top - th >= 0 ? top - th : Math.min(top + bh, h - th);
-      ctx.fillStyle = color;
-      ctx.fillRect(tx, ty, tw, th);
-      ctx.fillStyle = "#0b1220";
-      ctx.fillText(b.label, tx + pad, ty + 2, tw - 2 * pad);
-    }
+    if (b.label) placed.push(drawLabel(ctx, b.label, color, { left, top, bw, bh }, { w, h }, placed));
   }
+}
+
+const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+
+/** A filled label above the box (else below it, else inside its top) that covers no earlier label. */
+function drawLabel(ctx, text, color, { left, top, bw, bh }, { w, h }, placed) {
+  const pad = 4, th = 18;
+  const tw = Math.min(ctx.measureText(text).width + 2 * pad, w);
+  const x = Math.max(0, Math.min(left, w - tw)); // inside the picture
+  const clampY = (y) => Math.max(0, Math.min(y, h - th));
+  const tries = [top - th, top + bh, top, top - 2 * th, top + bh + th].map((y) => ({ x, y: clampY(y), w: tw, h: th }));
+  const rect = tries.find((r) => !placed.some((p) => overlaps(r, p))) || tries[0];
+  ctx.fillStyle = color;
+  ctx.fillRect(rect.x, rect.y, rect.w, rect.h);
+  ctx.fillStyle = "#0b1220";
+  ctx.fillText(text, rect.x + pad, rect.y + 2, tw - 2 * pad);
+  return rect;
 }
 
 /** One photo input: a drop zone with file picker, webcam snapshot, preview and box overlay. */
