@@ -63,6 +63,7 @@ def shoot(page, url: str, files: dict[str, Path], out: Path) -> None:
     page.fill(tid("enrol-name"), "")
     page.locator(tid("people-search")).focus()
     page.screenshot(path=str(out / "people.png"))
+
     page.click(tid("tab-verify"))
     page.set_input_files(tid("verify-1-file"), files["eileen.jpg"])
     page.set_input_files(tid("verify-2-file"), files["eileen-mirrored.jpg"])
@@ -75,7 +76,6 @@ def shoot(page, url: str, files: dict[str, Path], out: Path) -> None:
     page.click(tid("identify-submit"))
     expect(page.locator(tid("identify-face"))).to_have_count(3)
     page.screenshot(path=str(out / "identify.png"))
-
 
 
 def main(argv: list[str] | None = None) -> int:

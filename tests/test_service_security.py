@@ -214,3 +214,21 @@ def test_docs_and_page_are_served_without_a_cdn(service):
     assert service.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     spec = service.get("/openapi.json").json()
     assert "/v1/verify" in spec["paths"] and "/v1/people/{person}/faces" in spec["paths"]
+
+
+def test_key_lifecycle_through_the_api_and_revocation_on_the_next_request(service):
+    admin = {"Authorization": f"Bearer {service.keys['admin']}"}
+    r = service.post("/v1/keys", json={"name": "tmp-kiosk", "scopes": ["verify", "identify"]}, headers=admin)
+    assert r.status_code == 201 and r.json()["key"].startswith("fv_")
+    token = r.json()["key"]
+    listed = service.get("/v1/keys", headers=admin).json()["keys"]
+    assert "tmp-kiosk" in [k["name"] for k in listed] and token not in str(listed)
+    assert service.get("/v1/people", headers={"X-API-Key": token}).status_code == 200
+    assert service.post("/v1/keys", json={"name": "tmp-kiosk", "scopes": ["verify"]}, headers=admin).status_code == 409
+    assert service.post("/v1/keys", json={"name": "bad name!", "scopes": ["verify"]}, headers=admin).status_code == 422
+    assert service.post("/v1/keys", json={"name": "x", "scopes": ["root"]}, headers=admin).status_code == 422
+    assert service.delete("/v1/keys/tmp-kiosk", headers=admin).status_code == 200
+    assert service.get("/v1/people", headers={"X-API-Key": token}).status_code == 401
+    assert service.delete("/v1/keys/nobody", headers=admin).status_code == 404
+    actions = [e["action"] for e in service.get("/v1/audit", headers=admin).json()["events"]]
+    assert "key_create" in actions and "key_revoke" in actions
