@@ -85,22 +85,28 @@ def list_photos(data: Path, rng: np.random.Generator, limit_people: int | None) 
     return out
 
 
-def observe_photos(verifier, data: Path, photos: list[tuple[str, str]], cache: Path) -> dict[str, np.ndarray]:
-    """Landmarks, IOD, sharpness and embedding of each photo's central face (NaN when none), cached."""
+_VERIFIER = None
+
+
+def _init_worker(model: str | None) -> None:
+    global _VERIFIER
+    from facever.api import FaceVerifier
+
+    _VERIFIER = FaceVerifier(model=model)
+
+
+def _observe_photo_chunk(data: Path, rels: list[str]) -> dict[str, np.ndarray]:
+    """Landmarks, IOD, sharpness and embedding of each photo's central face (NaN / 0 when none)."""
     from facever.detection import central_face
     from facever.embedding import align_faces, detect_with_retry
     from facever.imaging import load_image
 
-    key = hashlib.sha1(json.dumps([verifier.model_version, photos]).encode()).hexdigest()[:12]
-    path = cache / f"photos_{key}.npz"
-    if path.is_file():
-        return dict(np.load(path))
-    emb = verifier.embedder
-    n = len(photos)
+    emb = _VERIFIER.embedder
+    n = len(rels)
     lms, iod, sharp = np.full((n, 5, 2), np.nan), np.zeros(n), np.zeros(n)
-    embs = np.full((n, int(verifier.bundle.metadata.embedding_dim)), np.nan, np.float32)
+    embs = np.full((n, int(_VERIFIER.bundle.metadata.embedding_dim)), np.nan, np.float32)
     crops, idx = [], []
-    for i, (_, rel) in enumerate(photos):
+    for i, rel in enumerate(rels):
         rgb = load_image(data / rel)
         faces = detect_with_retry(emb.detector, rgb)
         if faces:
@@ -108,12 +114,37 @@ def observe_photos(verifier, data: Path, photos: list[tuple[str, str]], cache: P
             lms[i], iod[i], sharp[i] = a.face.landmarks, geo.inter_ocular(a.face.landmarks), a.quality.sharpness
             crops.append(a.crop)
             idx.append(i)
-        if len(crops) == 64 or (i == n - 1 and crops):
-            embs[idx] = emb.embed_crops(np.stack(crops))
-            crops, idx = [], []
-        if i % 500 == 0:
-            log(f"photos {i}/{n}")
-    out = {"landmarks": lms, "iod": iod, "sharpness": sharp, "embedding": embs}
+    if crops:
+        embs[idx] = emb.embed_crops(np.stack(crops))
+    return {"landmarks": lms, "iod": iod, "sharpness": sharp, "embedding": embs}
+
+
+def _parallel(pool, fn, jobs: list[tuple], what: str) -> list:
+    """Run ``fn(*job)`` for every job on the pool (or here when there is none), in order, logging progress."""
+    if pool is None:
+        return [fn(*job) for job in jobs]
+    futures = [pool.submit(fn, *job) for job in jobs]
+    out = []
+    for k, fut in enumerate(futures):
+        out.append(fut.result())
+        if k % max(1, len(jobs) // 5) == 0:
+            log(f"{what}: {k + 1}/{len(jobs)} chunks")
+    return out
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def observe_photos(pool, verifier, data: Path, photos: list[tuple[str, str]], cache: Path) -> dict[str, np.ndarray]:
+    """:func:`_observe_photo_chunk` over every photo, on the worker pool; cached."""
+    key = hashlib.sha1(json.dumps([verifier.model_version, photos]).encode()).hexdigest()[:12]
+    path = cache / f"photos_{key}.npz"
+    if path.is_file():
+        return dict(np.load(path))
+    rels = [rel for _, rel in photos]
+    chunks = [(data, rels[k:k + 100]) for k in range(0, len(rels), 100)]
+    out = _concat(_parallel(pool, _observe_photo_chunk, chunks, "photos"))
     np.savez(path, **out)
     return out
 
@@ -130,8 +161,8 @@ def live_sequences(photos, obs, t: LivenessThresholds, rng: np.random.Generator,
     per challenge step whose yaw proxy differs from it by ≥ ``turn_yaw`` in that step's direction)."""
     by_person: dict[str, list[int]] = {}
     for i, (ident, _) in enumerate(photos):
-        if np.all(np.isfinite(obs["landmarks"][i])) and geo.usable_geometry(obs["landmarks"][i]):
-            by_person.setdefault(ident, []).append(i)
+        if not _obs(0, obs["landmarks"][i], obs["iod"][i], obs["sharpness"][i], obs["embedding"][i]).problem(t):
+            by_person.setdefault(ident, []).append(i)  # photos that meet the capture quality bar
     seqs = []
     for ident, idx in sorted(by_person.items()):
         yaw = np.array([geo.yaw_proxy(obs["landmarks"][i]) for i in idx])
@@ -183,33 +214,41 @@ def attack_frames(kind: str, photo: np.ndarray, steps: list[str], rng: np.random
     return frames, {"fov": cam.fov, "fill": cam.fill, "bend": bend, "poses": [p.__dict__ for p in poses]}
 
 
-def observe_attacks(verifier, data: Path, photos, sources: list[int], kind: str, seed: int, cache: Path) -> dict:
-    """Render and observe (library path: :func:`facever.liveness.observe_frames`) one attack per source."""
+def _observe_attack_chunk(data: Path, kind: str, seed: int, items: list[tuple[int, str]]) -> dict:
+    """Render and observe (library path: :func:`facever.liveness.observe_frames`) one attack per
+    ``(number, photo)``; the number seeds the attack's randomness."""
     from facever.imaging import load_image
     from facever.liveness import observe_frames
 
-    key = hashlib.sha1(json.dumps([verifier.model_version, kind, seed, [photos[i][1] for i in sources]]).encode()).hexdigest()[:12]
-    path = cache / f"attacks_{kind}_{key}.npz"
-    if path.is_file():
-        d = np.load(path, allow_pickle=False)
-        return {k: d[k] for k in d.files} | {"meta": json.loads(str(d["meta_json"]))}
-    n, dim = len(sources), int(verifier.bundle.metadata.embedding_dim)
+    n, dim = len(items), int(_VERIFIER.bundle.metadata.embedding_dim)
     lms, iod, sharp = np.full((n, 3, 5, 2), np.nan), np.zeros((n, 3)), np.zeros((n, 3))
     embs = np.full((n, 3, dim), np.nan, np.float32)
     meta = []
-    for j, i in enumerate(sources):
-        rng = np.random.default_rng([seed, ATTACKS.index(kind), j])
+    for j, (number, rel) in enumerate(items):
+        rng = np.random.default_rng([seed, ATTACKS.index(kind), number])
         steps = ["left", "right"] if rng.random() < 0.5 else ["right", "left"]
-        frames, how = attack_frames(kind, load_image(data / photos[i][1]), steps, rng)
-        for k, o in enumerate(observe_frames(frames, verifier, CACHE_T)):
+        frames, how = attack_frames(kind, load_image(data / rel), steps, rng)
+        for k, o in enumerate(observe_frames(frames, _VERIFIER, CACHE_T)):
             if o.landmarks is not None:
                 lms[j, k], iod[j, k], sharp[j, k] = o.landmarks, o.iod_px, o.sharpness
             if o.embedding is not None:
                 embs[j, k] = o.embedding
-        meta.append({"photo": photos[i][1], "steps": steps, **how})
-        if j % 100 == 0:
-            log(f"{kind} {j}/{n}")
-    out = {"landmarks": lms, "iod": iod, "sharpness": sharp, "embedding": embs}
+        meta.append({"photo": rel, "steps": steps, **how})
+    return {"landmarks": lms, "iod": iod, "sharpness": sharp, "embedding": embs, "meta": meta}
+
+
+def observe_attacks(pool, verifier, data: Path, photos, sources: list[int], kind: str, seed: int, cache: Path) -> dict:
+    """One rendered, observed attack of ``kind`` per source photo, on the worker pool; cached."""
+    key = hashlib.sha1(json.dumps([verifier.model_version, kind, seed, [photos[i][1] for i in sources]]).encode()).hexdigest()[:12]
+    path = cache / f"attacks_{kind}_{key}.npz"
+    if path.is_file():
+        d = np.load(path, allow_pickle=False)
+        return {k: d[k] for k in d.files if k != "meta_json"} | {"meta": json.loads(str(d["meta_json"]))}
+    items = [(j, photos[i][1]) for j, i in enumerate(sources)]
+    parts = _parallel(pool, _observe_attack_chunk, [(data, kind, seed, items[k:k + 25]) for k in range(0, len(items), 25)],
+                      kind)
+    out = _concat([{k: v for k, v in p.items() if k != "meta"} for p in parts])
+    meta = [m for p in parts for m in p["meta"]]
     np.savez(path, meta_json=json.dumps(meta), **out)
     return out | {"meta": meta}
 
@@ -327,27 +366,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--write-bundle", type=Path, default=None, help="store the thresholds in this bundle's metadata")
     ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--workers", type=int, default=2, help="processes (each runs onnxruntime with FACEVER_THREADS)")
     args = ap.parse_args(argv)
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from facever.api import FaceVerifier
 
     t0 = time.time()
     args.cache.mkdir(parents=True, exist_ok=True)
+    # workers fork before any onnxruntime session exists here
+    pool = (ProcessPoolExecutor(args.workers, mp_context=get_context("fork"), initializer=_init_worker,
+                                initargs=(args.model,)) if args.workers > 1 else None)
+    if pool is None:
+        _init_worker(args.model)
     verifier = FaceVerifier(model=args.model)
     tau = verifier.threshold
     rng = np.random.default_rng(args.seed)
     photos = list_photos(args.data, rng, args.limit_people)
-    log(f"{len(photos)} photos of {len({p for p, _ in photos})} people")
-    obs = observe_photos(verifier, args.data, photos, args.cache)
+    log(f"{len(photos)} photos of {len({p for p, _ in photos})} people; {args.workers} worker(s)")
     base = LivenessThresholds()
-    seqs, attacks, sources = {}, {}, {}
-    all_seqs = live_sequences(photos, obs, base, np.random.default_rng([args.seed, 0]))
-    for half in ("cal", "test"):
-        seqs[half] = [s for s in all_seqs if half_of(s["person"]) == half]
-        ok = [i for i, (ident, _) in enumerate(photos) if half_of(ident) == half and obs["iod"][i] >= base.min_iod_px]
-        sources[half] = sorted(np.random.default_rng([args.seed, 1 + (half == "cal")]).choice(ok, min(args.attacks, len(ok)), replace=False).tolist())
-        attacks[half] = {k: observe_attacks(verifier, args.data, photos, sources[half], k, args.seed + (half == "cal"), args.cache)
-                         for k in ATTACKS}
-        log(f"{half}: {len(seqs[half])} live captures, {len(sources[half])} attacks per type")
+    try:
+        obs = observe_photos(pool, verifier, args.data, photos, args.cache)
+        all_seqs = live_sequences(photos, obs, base, np.random.default_rng([args.seed, 0]))
+        seqs, attacks, sources = {}, {}, {}
+        for half in ("cal", "test"):
+            seqs[half] = [s for s in all_seqs if half_of(s["person"]) == half]
+            ok = [i for i, (ident, _) in enumerate(photos) if half_of(ident) == half
+                  and not _obs(0, obs["landmarks"][i], obs["iod"][i], obs["sharpness"][i], obs["embedding"][i]).problem(base)]
+            pick = np.random.default_rng([args.seed, 1 + (half == "cal")]).choice(ok, min(args.attacks, len(ok)), replace=False)
+            sources[half] = sorted(int(i) for i in pick)
+            attacks[half] = {k: observe_attacks(pool, verifier, args.data, photos, sources[half], k,
+                                                args.seed + (half == "cal"), args.cache) for k in ATTACKS}
+            log(f"{half}: {len(seqs[half])} live captures, {len(sources[half])} attacks per type")
+    finally:
+        if pool is not None:
+            pool.shutdown()
     # calibrate the parallax threshold on the calibration half: parallax alone (the attacker fooled the turns)
     cal_scores = {}
     for kind, att in attacks["cal"].items():

@@ -85,21 +85,28 @@ def render(texture: np.ndarray, pose: Pose, camera: Camera, background: np.ndarr
     width 1 print unit) posed by ``pose`` over ``background`` (``(size, size, 3)`` uint8)."""
     h, w = texture.shape[:2]
     height = h / w
-    n = camera.size
-    f = camera.focal
-    dist = camera.distance
-    uu, vv = np.meshgrid(np.arange(n, dtype=np.float64), np.arange(n, dtype=np.float64))
-    rays = np.stack([(uu.ravel() - n / 2) / f, (vv.ravel() - n / 2) / f, np.ones(n * n)], axis=1)
+    n, f, dist = camera.size, camera.focal, camera.distance
+    step = 4  # rays are cast on a 4× coarser grid and the (smooth) maps interpolated: same picture, 16× less work
+    m = n // step + 1
+    uu, vv = np.meshgrid(np.arange(m, dtype=np.float64) * step, np.arange(m, dtype=np.float64) * step)
+    rays = np.stack([(uu.ravel() - n / 2) / f, (vv.ravel() - n / 2) / f, np.ones(m * m)], axis=1)
     rot = rotation(pose.yaw, pose.pitch, pose.roll)
     centre = np.array([pose.dx, pose.dy, dist])
-    o = np.tile(rot.T @ (-centre), (n * n, 1))
+    o = np.tile(rot.T @ (-centre), (m * m, 1))
     d = rays @ rot  # = (rot.T @ ray) for each row
     u, v, valid = _surface_hits(o, d, bend)
     valid &= (np.abs(u) <= 0.5) & (np.abs(v) <= height / 2)
-    map_x = ((u + 0.5) * w - 0.5).astype(np.float32).reshape(n, n)
-    map_y = ((v / height + 0.5) * h - 0.5).astype(np.float32).reshape(n, n)
+
+    fine = np.arange(n, dtype=np.float32) / step
+    gx, gy = np.meshgrid(fine, fine)
+
+    def full(a: np.ndarray) -> np.ndarray:  # bilinear from the coarse grid (spacing step) to every pixel
+        return cv2.remap(a.reshape(m, m).astype(np.float32), gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    map_x = ((full(u) + 0.5) * w - 0.5).astype(np.float32)
+    map_y = ((full(v) / height + 0.5) * h - 0.5).astype(np.float32)
+    mask = full(valid.astype(np.float32)) > 0.5
     warped = cv2.remap(texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = valid.reshape(n, n)
     out = background.copy()
     out[mask] = warped[mask]
     return out
@@ -131,15 +138,16 @@ def screen_texture(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     shown = 255.0 * (shown / 255.0) ** rng.uniform(0.8, 1.2)
     shown = shown * rng.uniform(0.75, 0.95) + rng.uniform(10, 35)  # black level, contrast
     cells = np.repeat(np.repeat(shown, 3, axis=0), 3, axis=1)  # each screen pixel: 3×3 texels
-    mask = np.full_like(cells, rng.uniform(0.3, 0.5))
+    mask = np.full(cells.shape, rng.uniform(0.3, 0.5), np.float32)
     for c in range(3):
         mask[:, c::3, c] = 1.0  # column c of each pixel lights sub-pixel c
     tex = cells * mask / mask.mean(axis=(0, 1), keepdims=True)
     th, tw = tex.shape[:2]
-    gy, gx = np.mgrid[0:th, 0:tw].astype(np.float32)
+    gy, gx = np.mgrid[0:th:4, 0:tw:4].astype(np.float32)  # the glare is smooth: computed at 1/4 resolution
     cx, cy = rng.uniform(0, tw), rng.uniform(0, th)
     sigma = rng.uniform(0.15, 0.4) * tw
     glare = rng.uniform(40, 140) * np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * sigma ** 2))
+    glare = cv2.resize(glare, (tw, th), interpolation=cv2.INTER_LINEAR)
     tex = np.clip(tex + glare[..., None], 0, 255).astype(np.uint8)
     bezel = max(2, round(0.05 * tw))
     return cv2.copyMakeBorder(tex, bezel, bezel, bezel, bezel, cv2.BORDER_CONSTANT, value=(12, 12, 14))

@@ -1,4 +1,7 @@
-"""``facever verify``: are two faces the same person? Exit 0 same, 1 different, 2 error."""
+"""``facever verify``: are two faces the same person? Exit 0 same, 1 different, 2 error.
+
+With ``--live`` IMAGE1 is a video: it must show a live head turning (``facever.liveness``) before its
+most frontal frame is compared; a capture that is not live exits 1 like a different person."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ def verify(
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", min=0.0, max=2.0,
                                               help="Override the calibrated distance threshold τ (0..2)."),
     strict: bool = typer.Option(False, "--strict", help="Fail when an image holds more than one face (default: use the largest)."),
+    live: bool = typer.Option(False, "--live", help="IMAGE1 is a video of the person turning their head to one side and "
+                              "the other: refuse it unless the turn shows 3D parallax (not a photo), then verify its "
+                              "most frontal frame."),
     model: Optional[Path] = MODEL_OPTION,
     db: Optional[str] = DB_OPTION,
     as_json: bool = JSON_OPTION,
@@ -31,6 +37,8 @@ def verify(
         facever verify alice1.jpg alice2.jpg
 
         facever verify photo.jpg --person "Alice Smith" --json
+
+        facever verify selfie.mp4 --person "Alice Smith" --live
     """
     with handle_errors(as_json):
         if (image2 is None) == (person is None):
@@ -40,30 +48,59 @@ def verify(
         def load_verifier() -> FaceVerifier:
             return FaceVerifier(model=model, face_policy="strict" if strict else "largest", threshold=threshold)
 
+        liveness, probe = None, image1
+        if live:
+            from facever.liveness import read_video_frames
+
+            frames = read_video_frames(image1)  # an unreadable video fails before the model loads
         if person is not None:
             from facever.gallery import Gallery
 
             with Gallery(db, create=False) as gallery:  # no gallery: fail before loading the model
                 gallery.verifier = load_verifier()
-                result = gallery.verify_person(image1, person)
+                if live:
+                    liveness, probe = _check_live(frames, gallery.verifier)
+                result = gallery.verify_person(probe, person) if probe is not None else None
             labels = (str(image1), person)
         else:
             from facever.imaging import load_image
 
             # decode both images first: a missing or corrupt file fails before the model loads
-            images = (load_image(image1, name=str(image1)), load_image(image2, name=str(image2)))
-            result = load_verifier().verify(*images, names=(str(image1), str(image2)))
+            image_b = load_image(image2, name=str(image2))
+            image_a = None if live else load_image(image1, name=str(image1))
+            verifier = load_verifier()
+            if live:
+                liveness, image_a = _check_live(frames, verifier)
+            result = verifier.verify(image_a, image_b, names=(str(image1), str(image2))) if image_a is not None else None
             labels = (str(image1), str(image2))
-    _report(result, labels, as_json)
-    raise typer.Exit(0 if result.same else 1)
+    _report(result, labels, as_json, liveness)
+    raise typer.Exit(0 if result is not None and result.same else 1)
 
 
-def _report(result, labels: tuple[str, str], as_json: bool) -> None:
+def _check_live(frames, verifier):
+    """Liveness of a video's frames (steps read from its own motion): (result, frame to verify or None)."""
+    from facever.liveness import check_liveness
+
+    result = check_liveness(frames, None, verifier)
+    return result, (frames[result.best_frame] if result.live else None)
+
+
+def _report(result, labels: tuple[str, str], as_json: bool, liveness=None) -> None:
     if as_json:
-        data = result.to_dict()
+        data = result.to_dict() if result is not None else {"same": None}
         data["inputs"] = list(labels)
+        if liveness is not None:
+            data["liveness"] = liveness.to_dict()
         print_json(data)
         return
+    if liveness is not None:
+        verdict = "[bold green]live[/]" if liveness.live else "[bold red]not live[/]"
+        out.print(f"{verdict}: {labels[0]}: {liveness.reason}")
+        par = liveness.checks.get("parallax", {})
+        if par.get("value") is not None:
+            out.print(f"  turns seen {liveness.steps_seen}, parallax {par['value']:.3f} (live ≥ {par['threshold']:.3f})")
+        if result is None:
+            return
     verdict = "[bold green]same person[/]" if result.same else "[bold red]different people[/]"
     out.print(f"{verdict}: {labels[0]} vs {labels[1]}")
     out.print(f"  distance  {result.distance:.4f}  ({'≤' if result.same else '>'} τ = {result.threshold:.4f})")

@@ -115,11 +115,10 @@ def box_is_drawn(page, testid: str, box: list[float]) -> bool:
     return min(edges) > 0 and canvas_alpha(page, testid, [(cx, cy)])[0] == 0
 
 
-def api_verify(server_url: str, key: str, a: Path, b: Path) -> dict:
+def api_verify(server_url: str, key: str, a: Path, b: Path) -> httpx.Response:
     """The same comparison straight through the API (to know where the boxes must be)."""
-    r = httpx.post(f"{server_url}/v1/verify", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                   files={"image1": (a.name, a.read_bytes(), "image/jpeg"), "image2": (b.name, b.read_bytes(), "image/jpeg")})
-    return r
+    files = {"image1": (a.name, a.read_bytes(), "image/jpeg"), "image2": (b.name, b.read_bytes(), "image/jpeg")}
+    return httpx.post(f"{server_url}/v1/verify", headers={"Authorization": f"Bearer {key}"}, files=files, timeout=30)
 
 
 def test_verify_same_and_different_with_boxes(server, files, open_page):
@@ -202,6 +201,10 @@ def test_hostile_name_rename_and_remove(server, files, open_page):
     expect(row).to_have_count(1)
     expect(row.locator(tid("people-name"))).to_have_text(HOSTILE)  # shown as text, never parsed as HTML
     assert page.evaluate("() => window.__pwned === undefined && !document.querySelector('img[src=x]')")
+    # "Add photos" on the row: the same photo again is reported as skipped, not stored twice.
+    row.locator(tid("people-add-files")).set_input_files(files["cameraman"])
+    expect(page.locator(tid("enrol-report-status"))).to_have_text(["skipped"])
+    expect(row.locator(tid("people-count"))).to_have_text("1 face")
 
     row.locator(tid("people-rename")).click()
     page.fill(tid("people-rename-input"), "Ada Lovelace")
@@ -240,7 +243,7 @@ def test_wrong_key_and_missing_scope_are_explained(server, files, open_page):
     expect(page.locator(tid("global-error"))).to_be_hidden()
 
 
-def test_non_image_upload_shows_the_415_detail(server, files, open_page):
+def test_non_image_and_network_failure_are_explained(server, files, open_page):
     page = open_page(server.url, server.admin_key)
     page.set_input_files(tid("verify-1-file"), files["text"])
     page.set_input_files(tid("verify-2-file"), files["astronaut"])
@@ -248,6 +251,11 @@ def test_non_image_upload_shows_the_415_detail(server, files, open_page):
     r = api_verify(server.url, server.admin_key, files["text"], files["astronaut"])
     assert r.status_code == 415
     expect(page.locator(tid("verify-error"))).to_have_text(r.json()["detail"])
+    # A request that never reaches the server is explained as text too.
+    page.route("**/v1/verify", lambda route: route.abort("connectionrefused"))
+    page.set_input_files(tid("verify-1-file"), files["astronaut"])
+    page.click(tid("verify-submit"))
+    expect(page.locator(tid("verify-error"))).to_contain_text("Cannot reach the server")
 
 
 def test_webcam_snapshot_against_a_no_auth_server(tmp_path, files, open_page):

@@ -162,7 +162,7 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         """
         index = self._search_index()
         return identification_threshold(self._metadata, float(self.verifier.threshold), len(index), index.n_people,
-                                        fpir=fpir, threshold=threshold, scoring=scoring or self.scoring)
+                                        fpir=fpir, threshold=threshold, scoring=scoring or self.scoring, gallery=index)
 
     def refresh(self) -> None:
         """Forget the in-memory matrix; the next search reloads it (to see other processes' writes).
@@ -309,7 +309,8 @@ class Gallery(EnrolmentMixin, ManagementMixin):
                 person=best.person if best is not None and best.distance <= thr else None,
                 distance=best.distance if best is not None else None, threshold=thr,
                 candidates=cands[:max(0, top_k)], scoring=scoring, model_version=index.model_version,
-                threshold_policy=choice.policy, expected_fpir=choice.expected_fpir, fpir_target=choice.fpir_target))
+                threshold_policy=choice.policy, expected_fpir=choice.expected_fpir, fpir_target=choice.fpir_target,
+                **choice.footing()))
         return results
 
     def identify(self, image, top_k: int = 5, threshold: float | None = None, scoring: Scoring | None = None,

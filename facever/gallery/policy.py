@@ -6,10 +6,19 @@ identification threshold follows the gallery: it is the distance at which a stra
 people and faces. Without it, the model's fixed identification threshold (else its verification τ)
 is used as before, and the result says that the FPIR is unknown. A threshold given by the caller
 always wins.
+
+Every choice states its footing (``calibration``): ``"shipped"`` (the model bundle's open-set data),
+``"user-calibrated"`` (data fitted by ``facever calibrate --open-set`` on the user's own people) or
+``"gallery-adapted"`` (either of those, checked against the gallery's own between-person distances
+and tightened where the gallery's people are nearer each other: :mod:`facever.open_set.adaptive`;
+galleries of at least :data:`~facever.open_set.ADAPT_MIN_PEOPLE` people). ``fpir_spread`` is what
+the bundle records about how far measured FPIRs strayed from their target on people it was not
+calibrated on (leave-one-domain-out, or the user's held-out people).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +26,7 @@ from facever import open_set as osm
 from facever.errors import ModelError
 
 Policy = Literal["open_set", "fixed", "identify_threshold", "tau"]
+Calibration = Literal["shipped", "gallery-adapted", "user-calibrated"]
 
 NO_OPEN_SET = ("this model has no open-set calibration, so the chance of naming a stranger is unknown and "
                "grows with the gallery")
@@ -37,6 +47,12 @@ class ThresholdChoice:
         fpir_target: the rate asked for (``"open_set"`` only).
         n_people, n_faces: the gallery it was computed for (current model's embeddings).
         note: one human-readable sentence.
+        calibration: the footing of ``expected_fpir``: ``"shipped"``, ``"user-calibrated"`` or
+            ``"gallery-adapted"`` (None without open-set data).
+        fpir_spread: measured FPIR ÷ target on people the calibration never saw, as recorded in
+            the open-set data for this footing (``{"ratio_min", "ratio_max", "fpir_target", ...}``),
+            or None when it records none.
+        adaptation: the gallery fit (:meth:`facever.open_set.GalleryFit.to_dict`) when one was made.
     """
 
     threshold: float
@@ -46,12 +62,20 @@ class ThresholdChoice:
     n_people: int
     n_faces: int
     note: str = ""
+    calibration: Calibration | None = None
+    fpir_spread: dict[str, Any] | None = None
+    adaptation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"threshold": self.threshold, "threshold_policy": self.policy, "expected_fpir": self.expected_fpir,
                 "fpir_target": self.fpir_target, "gallery": {"people": self.n_people, "faces": self.n_faces},
+                "calibration": self.calibration, "fpir_spread": self.fpir_spread, "adaptation": self.adaptation,
                 "note": self.note}
+
+    def footing(self) -> dict[str, Any]:
+        """The fields an identify answer repeats: ``calibration``, ``fpir_spread``, ``adaptation``."""
+        return {"calibration": self.calibration, "fpir_spread": self.fpir_spread, "adaptation": self.adaptation}
 
 
 def open_set_data(metadata: Any) -> dict[str, Any] | None:
@@ -80,8 +104,45 @@ def _fallback(metadata: Any, tau: float) -> tuple[float, Policy, str]:
     return float(tau), "tau", "the model's verification threshold τ"
 
 
+def base_calibration(data: dict[str, Any]) -> Calibration:
+    """``"user-calibrated"`` for data written by ``facever calibrate --open-set``, else ``"shipped"``."""
+    return "user-calibrated" if data.get("origin") == "user-calibrated" else "shipped"
+
+
+def fpir_spread(data: dict[str, Any], calibration: str) -> dict[str, Any] | None:
+    """What the open-set data records about measured FPIR ÷ target away from its calibration people
+    (``data["transfer"][calibration]``, falling back to the base calibration's entry)."""
+    transfer = data.get("transfer") or {}
+    entry = transfer.get(calibration) or transfer.get(base_calibration(data))
+    return dict(entry) if isinstance(entry, dict) else None
+
+
+_FITS: "weakref.WeakKeyDictionary[Any, tuple[tuple[int, int, int], osm.GalleryFit]]" = weakref.WeakKeyDictionary()
+
+
+def gallery_fit(data: dict[str, Any], gallery: Any) -> osm.GalleryFit | None:
+    """:func:`facever.open_set.fit_gallery` of a gallery matrix (anything with ``vectors`` and
+    ``starts``, e.g. :class:`~facever.gallery.search.SearchIndex`), remembered until its size changes."""
+    if gallery is None or getattr(gallery, "vectors", None) is None:
+        return None
+    key = (len(gallery.vectors), len(gallery.starts), id(data))
+    try:
+        cached = _FITS.get(gallery)
+    except TypeError:                      # not weak-referenceable: no cache
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fit = osm.fit_gallery(data, gallery.vectors, gallery.starts)
+    try:
+        _FITS[gallery] = (key, fit)
+    except TypeError:
+        pass
+    return fit
+
+
 def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: int, *, fpir: float | None = None,
-                             threshold: float | None = None, scoring: str = "nearest") -> ThresholdChoice:
+                             threshold: float | None = None, scoring: str = "nearest",
+                             gallery: Any = None) -> ThresholdChoice:
     """The identification threshold for a gallery of ``n_people`` people with ``n_faces`` faces.
 
     Args:
@@ -90,6 +151,9 @@ def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: 
         fpir: target FPIR in (0, 1); default: the open-set data's ``default_fpir``.
         threshold: a fixed threshold; overrides everything (its expected FPIR is still reported).
         scoring: person scoring of the search (``"mean3"`` makes the expected FPIR an upper bound).
+        gallery: the gallery matrix (``vectors``, ``starts``); when given and the gallery has at least
+            :data:`~facever.open_set.ADAPT_MIN_PEOPLE` people, the threshold is gallery-adapted
+            (tightened, never loosened; see :mod:`facever.open_set.adaptive`).
     Raises:
         ModelError: ``fpir`` asked of a model without open-set data, or unusable open-set data.
         ValueError: ``fpir`` outside (0, 1).
@@ -99,29 +163,37 @@ def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: 
     data = open_set_data(metadata)
     bound = " (an upper bound with mean3 scoring)" if scoring == "mean3" else ""
     size = f"{n_people} {'person' if n_people == 1 else 'people'} ({n_faces} faces)"
-    if threshold is not None:
-        thr = float(threshold)
-        if data is None:
-            return ThresholdChoice(thr, "fixed", None, None, n_people, n_faces,
-                                   "fixed threshold; " + NO_OPEN_SET)
-        exp = _rate(osm.expected_fpir(data, thr, n_faces, n_people, scoring)) if n_people else 0.0
-        return ThresholdChoice(thr, "fixed", exp, None, n_people, n_faces,
-                               f"fixed threshold: a stranger is named as someone with probability {exp:.3%} "
-                               f"among {size}{bound}")
     if data is None:
+        if threshold is not None:
+            return ThresholdChoice(float(threshold), "fixed", None, None, n_people, n_faces,
+                                   "fixed threshold; " + NO_OPEN_SET)
         if fpir is not None:
             raise ModelError("this model has no open-set calibration, so a target FPIR cannot be turned into a "
                              "threshold; give a fixed threshold (--threshold) or calibrate the model "
-                             "(facever.open_set.impostor_distribution → metadata.open_set)")
+                             "(facever calibrate --open-set, or facever.open_set.impostor_distribution → "
+                             "metadata.open_set)")
         thr, policy, what = _fallback(metadata, tau)
         return ThresholdChoice(thr, policy, None, None, n_people, n_faces, f"{what} is used; {NO_OPEN_SET}")
+    fit = gallery_fit(data, gallery) if n_people else None
+    adapted = fit is not None and fit.in_use
+    calibration: Calibration = "gallery-adapted" if adapted else base_calibration(data)
+    footing = dict(calibration=calibration, fpir_spread=fpir_spread(data, calibration),
+                   adaptation=fit.to_dict() if fit is not None else None)
+    how = f" [{calibration} calibration" + (f": {fit.note}]" if fit is not None else "]")
+    if threshold is not None:
+        thr = float(threshold)
+        exp = _rate(osm.adapted_expected_fpir(data, fit, thr, n_faces, n_people, scoring)) if n_people else 0.0
+        return ThresholdChoice(thr, "fixed", exp, None, n_people, n_faces,
+                               f"fixed threshold: a stranger is named as someone with probability {exp:.3%} "
+                               f"among {size}{bound}{how}", **footing)
     target = float(data.get("default_fpir", osm.DEFAULT_FPIR) if fpir is None else fpir)
-    thr, exp = osm.threshold_for_gallery(data, n_faces, n_people, target, scoring)
+    thr, exp = osm.adapted_threshold(data, fit, n_faces, n_people, target, scoring)
     if abs(exp - target) <= 1e-3 * target:
         note = f"threshold for a {target:.3%} chance of naming a stranger among {size}"
     else:
         note = f"threshold for a {target:.3%} target; the calibration can promise {exp:.3%} among {size}"
-    return ThresholdChoice(round(float(thr), 6), "open_set", _rate(exp), target, n_people, n_faces, note + bound)
+    return ThresholdChoice(round(float(thr), 6), "open_set", _rate(exp), target, n_people, n_faces,
+                           note + bound + how, **footing)
 
 
 def duplicate_gate(metadata: Any, tau: float, n_faces: int, n_people: int) -> ThresholdChoice:

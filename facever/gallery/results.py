@@ -104,6 +104,10 @@ class IdentifyResult:
         expected_fpir: probability that a stranger (someone not enrolled) is named as someone at
             this threshold in this gallery; None when the model cannot tell (no open-set data).
         fpir_target: the FPIR asked for (``"open_set"`` policy only).
+        calibration, fpir_spread, adaptation: the footing of ``expected_fpir`` (see
+            :class:`~facever.gallery.ThresholdChoice`): ``"shipped"``, ``"user-calibrated"`` or
+            ``"gallery-adapted"``; the measured spread of FPIR ÷ target on people the calibration
+            never saw; the gallery fit.
     """
 
     person: str | None
@@ -117,6 +121,9 @@ class IdentifyResult:
     threshold_policy: str = "fixed"
     expected_fpir: float | None = None
     fpir_target: float | None = None
+    calibration: str | None = None
+    fpir_spread: dict[str, Any] | None = None
+    adaptation: dict[str, Any] | None = None
 
     @property
     def known(self) -> bool:
@@ -128,7 +135,9 @@ class IdentifyResult:
         return {"person": self.person, "known": self.known,
                 "distance": None if self.distance is None else round(self.distance, 6),
                 "threshold": self.threshold, "threshold_policy": self.threshold_policy,
-                "expected_fpir": self.expected_fpir, "fpir_target": self.fpir_target, "scoring": self.scoring,
+                "expected_fpir": self.expected_fpir, "fpir_target": self.fpir_target,
+                "calibration": self.calibration, "fpir_spread": self.fpir_spread, "adaptation": self.adaptation,
+                "scoring": self.scoring,
                 "candidates": [{"person": c.person, "distance": round(c.distance, 6)} for c in self.candidates],
                 "face": self.face, "quality": self.quality, "model_version": self.model_version}
 

@@ -135,9 +135,9 @@ def _parallax_figures(turns, yaws: np.ndarray, noses: np.ndarray, lms: list[np.n
     peaks = [_peak(turn, yaws, noses, t) for turn in turns]
     signs = [s for s, _ in turns]
     figures: dict[str, Any] = {"threshold": t.parallax, "value": None, "per_step": [], "passed": False}
-    first = turns[0][1][0] if turns else len(yaws)
-    ref = float(noses[:max(first, 1), 0].mean())
-    figures["per_step"] = [round(s * (p[0] - ref), 4) for s, p in zip(signs, peaks)]
+    if turns:  # each turn's canonical nose against the frames before the first turn
+        ref = float(noses[:max(turns[0][1][0], 1), 0].mean())
+        figures["per_step"] = [round(s * (p[0] - ref), 4) for s, p in zip(signs, peaks)]
     if 1 not in signs or -1 not in signs:
         return figures
     right = [p for s, p in zip(signs, peaks) if s > 0]

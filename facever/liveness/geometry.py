@@ -1,4 +1,4 @@
-"""Five-point geometry of a head turn: yaw proxy, canonical nose, homography residual (NumPy + OpenCV).
+"""Five-point geometry of a head turn: yaw proxy, canonical nose, homography residual (NumPy only).
 
 A photo is a plane: however it is tilted in front of a pinhole camera, the images of its points are
 related by a homography. Four points fix a homography exactly, so the four *outer* landmarks (both
@@ -15,7 +15,6 @@ frontal template (a face seen from the front) for canonical positions.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from facever.alignment import TEMPLATE_DLIB_150
@@ -85,10 +84,29 @@ def outer_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     d = np.asarray(dst, np.float64)
     s4 = s[list(OUTER)] if len(s) == 5 else s
     d4 = d[list(OUTER)] if len(d) == 5 else d
-    h = cv2.getPerspectiveTransform(s4.astype(np.float32), d4.astype(np.float32))
-    if not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
+    ns, nd = _normaliser(s4), _normaliser(d4)
+    s4, d4 = apply_homography(ns, s4), apply_homography(nd, d4)
+    # h = [a b c; d e f; g h 1] on normalised points: two linear equations per correspondence (float64)
+    a = np.zeros((8, 8))
+    b = np.zeros(8)
+    for k, ((x, y), (u, v)) in enumerate(zip(s4, d4)):
+        a[2 * k] = [x, y, 1, 0, 0, 0, -u * x, -u * y]
+        a[2 * k + 1] = [0, 0, 0, x, y, 1, -v * x, -v * y]
+        b[2 * k], b[2 * k + 1] = u, v
+    if not np.all(np.isfinite(a)) or np.linalg.cond(a) > 1e10:
         raise ValueError("degenerate outer landmarks: no homography")
-    return h
+    h = np.linalg.inv(nd) @ np.append(np.linalg.solve(a, b), 1.0).reshape(3, 3) @ ns
+    if not np.all(np.isfinite(h)) or abs(h[2, 2]) < 1e-300:
+        raise ValueError("degenerate outer landmarks: no homography")
+    return h / h[2, 2]
+
+
+def _normaliser(points: np.ndarray) -> np.ndarray:
+    """Similarity moving ``points`` to their centroid and scaling them to a mean distance of √2
+    (Hartley's normalisation: keeps the linear system well conditioned whatever the pixel scale)."""
+    c = points.mean(0)
+    scale = np.sqrt(2.0) / max(float(np.linalg.norm(points - c, axis=1).mean()), 1e-12)
+    return np.array([[scale, 0, -scale * c[0]], [0, scale, -scale * c[1]], [0, 0, 1.0]])
 
 
 def apply_homography(h: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ class LivenessThresholds:
             image-right turn minus at the image-left turn, template IOD units; a live head gives
             ≈ 0.2–0.5, a flat photo ≈ 0 ± detector noise). Calibrated.
         turn_yaw: a turn is seen when the yaw proxy moves this far from the first frame's (frame IOD;
-            0.15 ≈ an 18° head turn).
+            0.2 ≈ a 24° head turn). A live head's parallax is about 0.9 × its yaw range, so the turns
+            must be large enough for the parallax to clear its threshold.
         return_fraction: a turn ends when the yaw proxy comes back within ``return_fraction ×
             turn_yaw`` of the first frame's (hysteresis: noise does not split or merge turns).
         peak_fraction: frames within this fraction of a turn's largest yaw change all count as its
@@ -37,7 +38,7 @@ class LivenessThresholds:
     """
 
     parallax: float = 0.12
-    turn_yaw: float = 0.15
+    turn_yaw: float = 0.2
     return_fraction: float = 0.5
     peak_fraction: float = 0.8
     min_iod_px: float = 24.0

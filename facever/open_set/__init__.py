@@ -52,8 +52,20 @@ turns a target FPIR into a distance threshold for the current gallery:
 The dict also holds ``validation``: the FPIR measured on random galleries drawn from the
 calibration people at the threshold this module computes for them (in-sample; the held-out check
 is ``benchmarks/open_set.py``).
+
+**Transfer to other populations** (:mod:`facever.open_set.adaptive`): a population more crowded than
+the calibration people (measured leaving one domain out: ``benchmarks/open_set_lodo.py``) makes
+strangers more often near someone. :func:`fit_gallery` compares the body of the gallery's own
+between-person nearest distances with the calibration's prediction and :func:`adapted_threshold`
+tightens (never loosens) the threshold by the difference, in galleries of at least
+``ADAPT_MIN_PEOPLE`` people. The dict may carry ``origin`` (``"user-calibrated"`` when written by
+``facever calibrate --open-set``) and ``transfer`` (measured FPIR ÷ target on people it was not
+calibrated on, per footing).
 """
 
+from facever.open_set.adaptive import (ADAPT_MAX_PEOPLE, ADAPT_MIN_PEOPLE, ADAPT_QUANTILES,  # noqa: F401
+                                       GalleryFit, adapted_expected_fpir, adapted_threshold,
+                                       cross_person_nearest, fit_gallery)
 from facever.open_set.calibration import impostor_distribution, synthetic_embeddings  # noqa: F401
 from facever.open_set.common import (DEFAULT_FPIR, DUPLICATE_FAR, DUPLICATE_MAX_REFUSAL, MAX_PER_PERSON,  # noqa: F401
                                      MIN_TAIL_PAIRS, OPEN_SET_VERSION, PROBE_K, _norm_cdf, _norm_ppf, default_far_grid)

@@ -40,7 +40,8 @@ class ServiceState:
         Raises ModelError / DatabaseError when either cannot be used.
         """
         verifier = FaceVerifier(model=settings.model)
-        gallery = Gallery(settings.db, verifier=verifier, create=True, index=settings.index)  # type: ignore[arg-type]
+        gallery = Gallery(settings.db, verifier=verifier, create=True, index=settings.index,  # type: ignore[arg-type]
+                          actor="service")
         return cls(settings=settings, verifier=verifier, gallery=gallery, keys=KeyStore(gallery.db),
                    limiter=InferenceLimiter(settings.concurrency, settings.queue_size),
                    rate=RateLimiter(divisor=settings.workers))

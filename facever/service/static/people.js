@@ -40,7 +40,8 @@ async function loadPage(append) {
   }
   const n = state.items.length;
   const shown = n < state.total ? `showing ${n} of ${state.total}` : `${state.total}`;
-  $("people-total").textContent = state.q ? `${shown} matching “${state.q}”` : `${shown} ${state.total === 1 ? "person" : "people"}`;
+  const noun = state.total === 1 ? "person" : "people";
+  $("people-total").textContent = state.q ? `${shown} matching “${state.q}”` : `${shown} ${noun}`;
   $("people-more").hidden = n >= state.total;
   $("people-empty").hidden = !(n === 0 && state.total === 0 && !state.q && $("people-error").hidden);
 }
@@ -168,7 +169,8 @@ function confirmDialog(text) {
 }
 
 async function removePerson(p) {
-  const ok = await confirmDialog(`Remove “${p.name}” and erase their ${p.faces} stored face(s)? This cannot be undone.`);
+  const ok = await confirmDialog(
+    `Remove “${p.name}” and erase their ${p.faces} stored face(s)? This cannot be undone.`);
   if (!ok) return;
   try {
     const r = await requestJson(personPath(p.name), { method: "DELETE", scope: "admin" });
