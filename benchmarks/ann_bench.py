@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facever.ann_index import AnnIndex  # noqa: E402
+from facever.gallery.ann_index import AnnIndex  # noqa: E402
 from facever.gallery.search import SearchIndex, rerank  # noqa: E402
 
 SETS = ("lfw", "pins", "bollywood")

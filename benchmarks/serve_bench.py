@@ -80,9 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.requests = args.requests or (16 if args.quick else 160)
     args.sizes = [int(x) for x in (args.sizes or ("1000,10000" if args.quick else "1000,100000")).split(",")]
     args.levels = [int(x) for x in args.levels.split(",")]
-    args.ops = args.ops.split(",")
+    args.ops = [op for op in args.ops.split(",") if op]
     args.soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if args.quick else 120.0)
-    args.startup_repeats = args.startup_repeats or (2 if args.quick else 5)
+    if args.startup_repeats is None:
+        args.startup_repeats = 2 if args.quick else 5
     return args
 
 

@@ -141,8 +141,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ops = list(results["ops"])
+    if not ops:
+        return
     fig, axes = plt.subplots(1, len(ops), figsize=(4.2 * len(ops), 3.8), squeeze=False)
     for ax, op in zip(axes[0], ops):
         for mode, color in (("http", "tab:blue"), ("library", "tab:gray")):
@@ -154,6 +157,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xticks(results["settings"]["levels"], [str(c) for c in results["settings"]["levels"]])
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(label(op), fontsize=10)
         ax.set_xlabel("concurrent clients")
         ax.grid(True, which="both", alpha=0.3)
@@ -199,7 +204,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         lines += ["### Mixed soak", "",
                   f"{soak['clients']} clients enrol (40 %), identify (45 %) and remove (15 %) for {soak['seconds']:.0f} s "
                   f"against `--workers {soak['workers']}`; one worker SIGKILLed at {k.get('killed_at_s', '–')} s, "
-                  f"a new one running {k.get('restart_s', '–')} s later.", "",
+                  f"a new one running {k.get('restart_s', '–')} s later and ready after {k.get('ready_again_s', '–')} s "
+                  f"(the other worker kept serving).", "",
                   "| action | attempts | ok/s | p50 / p95 / max ms | statuses |", "|---|---:|---:|---:|---|"]
         for action in ("enroll", "identify", "remove"):
             a = sm[action]

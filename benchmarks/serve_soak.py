@@ -20,16 +20,19 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from serve_load import CLIENT_TIMEOUT_S, RETRY_CAP_S, child_pids, cmdline, percentile_ms
+from serve_load import CLIENT_TIMEOUT_S, RETRY_CAP_S, child_pids, cmdline, percentile_ms, process_cpu
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from service_server import free_port, running_server  # noqa: E402
+
+#: What a worker logs once its model and gallery are loaded (facever/service/app.py).
+READY_LINE = "worker ready"
 
 
 def startup_times(db_url: str, home: Path, repeats: int, workers: int = 1, args: Sequence[str] = (),
@@ -146,27 +149,36 @@ class _Soak:
                                  files={"image": ("q.jpg", photos[rng.randrange(2)], "image/jpeg")})
 
 
-def _kill_one_worker(server_pid: int, at: float, out: dict[str, Any]) -> None:
-    """At ``at`` (monotonic), SIGKILL one uvicorn worker; record when a new one appears."""
+def _kill_one_worker(server_pid: int, at: float, out: dict[str, Any], server_log: Callable[[], str]) -> None:
+    """At ``at`` (monotonic), SIGKILL the busiest uvicorn worker (most CPU over half a second, so
+    that requests are in flight); record when a new worker process appears and when the log says a
+    worker is ready again."""
     time.sleep(max(0.0, at - time.monotonic()))
     before = worker_pids(server_pid)
     out["workers_before"] = len(before)
     if not before:
         out["error"] = "no uvicorn worker process found under the server"
         return
-    victim = before[0]
+    cpu0 = {p: process_cpu(p) or 0.0 for p in before}
+    time.sleep(0.5)
+    busy = {p: (process_cpu(p) or 0.0) - cpu0[p] for p in before}
+    victim = max(busy, key=busy.get)
+    out["worker_cpu_share_before_kill"] = {str(i): round(busy[p] / 0.5, 2) for i, p in enumerate(before)}
+    ready0 = server_log().count(READY_LINE)
     os.kill(victim, signal.SIGKILL)
     t0 = time.monotonic()
     out["killed_at_epoch"] = time.time()
     while time.monotonic() - t0 < 60:
         now = worker_pids(server_pid)
-        fresh = [p for p in now if p not in before]
-        if fresh and len(now) >= len(before):
+        if "restart_s" not in out and [p for p in now if p not in before] and len(now) >= len(before):
             out["restart_s"] = round(time.monotonic() - t0, 3)
             out["workers_after"] = len(now)
+        if server_log().count(READY_LINE) > ready0:
+            out["ready_again_s"] = round(time.monotonic() - t0, 3)
+        if "restart_s" in out and "ready_again_s" in out:
             return
         time.sleep(0.05)
-    out["error"] = "no new worker within 60 s"
+    out.setdefault("error", "no new worker (or no readiness line) within 60 s")
 
 
 def _verify_after(url: str, key: str, st: _Soak) -> dict[str, Any]:
@@ -221,7 +233,7 @@ def soak(tmp: Path, db_url: str, images: dict[str, bytes], seconds: float, clien
     kill: dict[str, Any] = {}
     with running_server(tmp, workers=workers, args=list(args), db_url=db_url) as srv:
         st = _Soak(srv.url, srv.admin_key, images, time.monotonic() + seconds)
-        killer = threading.Thread(target=_kill_one_worker, args=(srv.proc.pid, time.monotonic() + seconds / 2, kill),
+        killer = threading.Thread(target=_kill_one_worker, args=(srv.proc.pid, time.monotonic() + seconds / 2, kill, srv.log),
                                   daemon=True)
         threads = [threading.Thread(target=st.client, args=(c, seed), daemon=True) for c in range(clients)]
         t0, epoch0 = time.perf_counter(), time.time()

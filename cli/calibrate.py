@@ -14,7 +14,7 @@ EVALUATION_PAIRS = {"pairsdevtest.txt": "LFW View 1 DevTest", "pairs.txt": "LFW 
 
 
 def calibrate(
-    pairs: Path = typer.Option(..., "--pairs", help="Pairs file in LFW format (View 1 'N' header or View 2 'FOLDS N' header)."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Pairs file in LFW format (View 1 'N' header or View 2 'FOLDS N' header)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the pair image paths are relative to (for LFW: .../lfw-deepfunneled). "
                                           "Default: the LFW image folder when the pairs file is in an LFW root's protocol/, else the pairs file's folder."),
     target: str = typer.Option("far", "--target", help="far: the largest τ whose FAR ≤ --far; accuracy: the τ of best accuracy."),
@@ -22,6 +22,11 @@ def calibrate(
     model: Optional[Path] = MODEL_OPTION,
     batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and print the result; do not write the bundle."),
+    open_set: bool = typer.Option(False, "--open-set", help="Calibrate open-set identification (the FPIR promise) on "
+                                  "your own people (--data) instead of τ on pairs."),
+    data: Optional[Path] = typer.Option(None, "--data", help="--open-set: folder with one sub-folder of photos per person."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="--open-set: write a copy of the bundle here (the model "
+                                           "version stays the same; use it with --model / FACEVER_MODEL)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Calibrate a model's threshold τ on labelled pairs and store it in the bundle.
@@ -36,13 +41,25 @@ def calibrate(
     pairsDevTest.txt and pairs.txt are evaluation sets; calibrating on them makes evaluation figures
     optimistic).
 
+    With --open-set, the open-set data (how often a stranger comes near an enrolled face) is fitted
+    on your people instead (--data, a folder per person; at least 24 people), its FPIR is measured
+    on held-out halves of them, and both are written into a copy of the bundle (--out).
+
     Examples:
 
         facever calibrate --model runs/m1/bundle --pairs ../shared/data/lfw/protocol/pairsDevTrain.txt
 
+        facever calibrate --open-set --data my_people/ --out my_model/ --json
+
         facever calibrate --model runs/m1/bundle --pairs my_pairs.txt --images photos/ --target accuracy --dry-run --json
     """
+    if open_set:
+        from .calibrate_open_set import calibrate_open_set
+
+        return calibrate_open_set(data, out_dir, model, batch_size, dry_run, as_json)
     with handle_errors(as_json):
+        if pairs is None:
+            fail("give --pairs FILE (τ on labelled pairs) or --open-set --data DIR", as_json=as_json)
         target = target.strip().lower()
         if target not in ("far", "accuracy"):
             fail(f"--target must be 'far' or 'accuracy', got {target!r}", as_json=as_json)

@@ -71,6 +71,8 @@ def check(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
             out.print("models    " + (", ".join(f"{k} ({v} vectors)" for k, v in report.model_versions.items()) or "-"))
         for version, n in report.faces_missing_embeddings.items():
             out.print(f"note      {n} face(s) have no vector by model {version}", style="dim")
+        if report.vector_search:
+            out.print(f"search    {escape(report.vector_search['note'])}")
         for problem in report.problems:
             out.print(f"[red]problem[/]   {escape(problem)}")
         out.print("[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]")

@@ -25,8 +25,10 @@ def identify(
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face)."),
     index: str = typer.Option(
         "auto", "--index",
-        help="Search backend: 'exact' scan, 'ann' (approximate, needs faiss-cpu), or 'auto' (approximate for "
-             "large galleries when faiss is installed). A missing or stale index file is rebuilt and reported."),
+        help="Search backend: 'exact' scan, 'ann' (approximate in memory, needs faiss-cpu), 'pgvector' (search "
+             "inside PostgreSQL, no copy in memory), or 'auto' (pgvector on PostgreSQL with the extension; "
+             "otherwise approximate for large galleries when faiss is installed). A missing or stale index "
+             "file is rebuilt and reported; PostgreSQL without pgvector falls back to memory and says so."),
     annotate: Optional[Path] = typer.Option(
         None, "--annotate", "-a",
         help="Write the photo with each face boxed and labelled (name or unknown, distance) to this file; "
@@ -55,8 +57,8 @@ def identify(
     with handle_errors(as_json):
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"--scoring must be 'nearest' or 'mean3', not {scoring!r}")
-        if index not in ("exact", "ann", "auto"):
-            raise ValueError(f"--index must be 'exact', 'ann' or 'auto', not {index!r}")
+        if index not in ("exact", "ann", "pgvector", "auto"):
+            raise ValueError(f"--index must be 'exact', 'ann', 'pgvector' or 'auto', not {index!r}")
         from facever.errors import ImageError, MultipleFacesError, NoFaceError
         from facever.gallery import Gallery, image_files
 
@@ -97,6 +99,8 @@ def identify(
         out.print(_threshold_line(choice), style="dim")
         if index_status.backend == "ann":
             out.print(f"search: approximate ({index_status.kind}); {escape(index_status.note)}", style="dim")
+        elif index_status.backend == "pgvector" or "pgvector" in index_status.note:
+            out.print(f"search: {escape(index_status.note)}", style="dim")
     raise typer.Exit(2 if failed else 0)
 
 

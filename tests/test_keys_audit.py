@@ -245,7 +245,9 @@ def load_counter(monkeypatch):
 
 
 def test_sync_sees_other_writers_and_own_writes_need_no_reload(db_url, load_counter):
-    with Gallery(db_url, verifier=numpy_verifier()) as a, Gallery(db_url, verifier=numpy_verifier()) as b:
+    # the in-memory matrix (pgvector holds none: tests/test_pgvector.py)
+    with Gallery(db_url, verifier=numpy_verifier(), index="exact") as a, \
+            Gallery(db_url, verifier=numpy_verifier(), index="exact") as b:
         assert b.sync() is False  # first call: records the counter only
         a.enroll("ann", [img(1, 1)])
         assert b.sync() is True
@@ -330,7 +332,7 @@ def test_upgrade_from_0001_keeps_a_populated_gallery(db_url):
             repo.add_face(s, 1, face, "np-1", np.ones(128, np.float32) / np.sqrt(128))
     before = _table_rows(db)
     assert db.revision() == "0001"
-    assert db.upgrade() == ("0001", head_revision()) and head_revision() == "0002"
+    assert db.upgrade() == ("0001", head_revision()) and head_revision() not in ("0001", "0002")
     assert _table_rows(db) == before and len(before["faces"]) == 2
     with db.read() as s:
         assert s.execute(select(GalleryStateRow.id, GalleryStateRow.generation)).all() == [(1, 0)]
@@ -352,7 +354,7 @@ def test_upgrade_from_0001_keeps_a_populated_gallery(db_url):
     engine.dispose()
     db = Database(db_url, upgrade=False)
     assert db.revision() == "0001"
-    assert db.upgrade()[1] == "0002"
+    assert db.upgrade()[1] == head_revision()
     assert generation(db) == 0 and [(p.name, n) for p, n in _people(db)] == [("Ann", 2)]
     db.close()
 
@@ -364,7 +366,7 @@ def _people(db: Database):
 
 def test_fresh_database_is_clean_and_has_the_counter_row(db):
     report = check_database(db)
-    assert report.ok and report.revision == "0002"
+    assert report.ok and report.revision == head_revision()
     with db.read() as s:
         assert s.execute(select(GalleryStateRow.id, GalleryStateRow.generation)).all() == [(1, 0)]
     with db.write() as s:

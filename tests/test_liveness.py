@@ -299,3 +299,165 @@ def test_shipped_model_carries_thresholds_and_its_version_is_unchanged(tmp_path)
     write_metadata(tmp_path, meta)
     assert load_bundle(tmp_path).version == before == "38afd4e763e47fee"
     assert json.loads((tmp_path / METADATA_FILE).read_text())["liveness"]["thresholds"]["parallax"] == 9.0
+
+
+# ---- the whole path: frames → detector → embeddings → decision -----------------------------------
+
+
+class ScriptedDetector:
+    """Gives the i-th frame it sees the i-th landmark set (a head turning, or a plane), box around them."""
+
+    def __init__(self, landmarks: list[np.ndarray]) -> None:
+        self.landmarks = list(landmarks)
+
+    def detect(self, image: np.ndarray):
+        from facever.detection import Face
+
+        lm = self.landmarks.pop(0).astype(np.float32)
+        (x1, y1), (x2, y2) = lm.min(0) - 40, lm.max(0) + 40
+        return [Face(box=(float(x1), float(y1), float(x2), float(y2)), landmarks=lm, score=0.99)]
+
+    def detect_batch(self, images):
+        return [self.detect(im) for im in images]
+
+
+def scripted_capture(points: np.ndarray, yaws: list[float], people: list[int]):
+    """A NumPy-model verifier (τ 1.0) whose detector plays ``points`` at ``yaws``, and frames of
+    synthetic ``people`` (one per frame) as PNG bytes."""
+    import cv2
+    from conftest import numpy_verifier, person_image, png_bytes
+
+    verifier = numpy_verifier(threshold=1.0)
+    verifier.embedder.detector = ScriptedDetector([project(points, y) for y in yaws])
+    frames = [png_bytes(cv2.resize(person_image(p), (640, 480), interpolation=cv2.INTER_NEAREST)) for p in people]
+    return verifier, frames
+
+
+def test_check_liveness_end_to_end_and_identity_change():
+    from facever.liveness import check_liveness
+
+    verifier, frames = scripted_capture(HEAD, [0, -35, 35], [1, 1, 1])
+    r = check_liveness(frames, ["left", "right"], verifier, thresholds=T)
+    assert r.live, r.reason
+    assert r.checks["identity"]["compared"] == 2 and r.embedding is not None and r.embedding.shape == (128,)
+    verifier, frames = scripted_capture(HEAD, [0, -35, 35], [1, 1, 2])  # someone else in the last frame
+    r = check_liveness(frames, ["left", "right"], verifier, thresholds=T)
+    assert not r.live and r.code == "identity_changed"
+    verifier, frames = scripted_capture(PHOTO, [0, -35, 35], [1, 1, 1])
+    assert not check_liveness(frames, ["left", "right"], verifier, thresholds=T).live
+
+
+def test_check_liveness_refuses_expired_challenges_and_floods():
+    from facever.liveness import check_liveness
+
+    verifier, frames = scripted_capture(HEAD, [0, -35, 35], [1, 1, 1])
+    old = new_challenge(ttl_s=1, now=0.0)
+    r = check_liveness(frames, old, verifier, thresholds=T)
+    assert not r.live and r.code == "challenge_expired"
+    r = check_liveness(frames * 50, None, verifier, thresholds=LivenessThresholds(max_frames=100))
+    assert not r.live and r.code == "too_many_frames"
+
+
+def test_store_answer_then_redeem_once():
+    store = ChallengeStore()
+    c = store.issue()
+    order = {"left": -35, "right": 35}
+    verifier, frames = scripted_capture(HEAD, [0] + [order[s] for s in c.steps], [1, 1, 1])
+    result = store.answer(c.id, frames, verifier, thresholds=T)
+    assert result.live and result.challenge == {"id": c.id, "steps": list(c.steps)}
+    assert store.redeem(c.id) is result
+    with pytest.raises(ChallengeError):
+        store.answer(c.id, frames, verifier, thresholds=T)
+
+
+# ---- video files and the command line --------------------------------------------------------------
+
+
+def write_video(path, frames_rgb: list[np.ndarray], fps: float = 10.0) -> None:
+    import cv2
+
+    h, w = frames_rgb[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if str(path).endswith(".avi") else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write video here"
+    for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def test_read_video_frames_subsamples_in_order(tmp_path):
+    from facever.errors import ImageError
+    from facever.liveness import read_video_frames
+
+    write_video(tmp_path / "ramp.mp4", [np.full((120, 160, 3), 8 * i, np.uint8) for i in range(30)])
+    frames = read_video_frames(tmp_path / "ramp.mp4", max_frames=8)
+    levels = [float(f.mean()) for f in frames]
+    assert len(frames) == 8 and frames[0].shape == (120, 160, 3)
+    assert levels == sorted(levels) and levels[0] < 10 and levels[-1] > 200
+    with pytest.raises(ImageError, match="no such video"):
+        read_video_frames(tmp_path / "missing.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    with pytest.raises(ImageError):
+        read_video_frames(tmp_path / "junk.mp4")
+
+
+def photo_turning(photo: np.ndarray, yaws: list[float]) -> list[np.ndarray]:
+    """A printed photo turned left and right in front of a camera (a homography per frame): a plane."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    corners = np.array([[-0.5, -0.5 * h / w, 0], [0.5, -0.5 * h / w, 0], [0.5, 0.5 * h / w, 0], [-0.5, 0.5 * h / w, 0]])
+    dist = 1.6  # print widths from the camera: close, strong perspective
+    f = 0.9 * w * dist  # seen from the front the print fills 90 % of the frame
+    out = []
+    for yaw in yaws:
+        x = corners @ rotation(yaw, 8.0, 0.0).T + [0, 0, dist]
+        dst = (f * x[:, :2] / x[:, 2:3] + [w / 2, h / 2]).astype(np.float32)
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        out.append(cv2.warpPerspective(photo, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(90, 110, 100)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo_video(tmp_path_factory, astronaut):
+    import cv2
+
+    d = tmp_path_factory.mktemp("live")
+    write_video(d / "photo_turn.avi", photo_turning(astronaut, [0, -15, -30, -40, -20, 0, 20, 40, 30, 10, 0]))
+    cv2.imwrite(str(d / "astronaut.png"), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    return d
+
+
+def test_cli_live_refuses_a_turned_photo(photo_video):
+    from typer.testing import CliRunner
+
+    from facever_cli.app import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["verify", str(photo_video / "photo_turn.avi"), str(photo_video / "astronaut.png"),
+                              "--live", "--json"])
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.stdout)
+    live = data["liveness"]
+    assert live["live"] is False and live["code"] in ("turns_not_seen", "no_parallax"), live
+    assert live["checks"]["frames"]["usable"] >= 8  # the face was found: refused for being flat, not unseen
+    assert data["same"] is None
+
+    res = runner.invoke(app, ["verify", str(photo_video / "missing.avi"), str(photo_video / "astronaut.png"), "--live"])
+    assert res.exit_code == 2 and res.stderr.strip().startswith("error:") and "missing.avi" in res.stderr
+
+
+def test_cli_live_with_an_enrolled_person(photo_video, tmp_path):
+    from typer.testing import CliRunner
+
+    from facever_cli.app import app
+
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    res = runner.invoke(app, ["enroll", "astronaut", str(photo_video / "astronaut.png"), "--db", db])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["verify", str(photo_video / "photo_turn.avi"), "--person", "astronaut", "--live", "--db", db])
+    assert res.exit_code == 1 and "not live" in res.stdout, res.output
+    # the same photo as a plain verification is accepted: --live is what refuses it
+    res = runner.invoke(app, ["verify", str(photo_video / "astronaut.png"), "--person", "astronaut", "--db", db])
+    assert res.exit_code == 0, res.output

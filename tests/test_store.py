@@ -81,9 +81,12 @@ def test_schema_from_migrations_matches_the_orm(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from facever.store.vectors import include_object
+
     db = Database(db_url)
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    with db.engine.connect() as conn:  # the pgvector column and index (PostgreSQL only) are not in the ORM
+        opts = {"compare_type": True, "include_object": include_object}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
     db.close()
     assert diff == []
 

@@ -1,4 +1,10 @@
-"""The gallery: enrolled people in a database, searched as one in-memory matrix (1:K identification).
+"""The gallery: enrolled people in a database, with 1:K search, wired from parts with one job each.
+
+* the search backend (:class:`~facever.gallery.index.SearchBackend`): the exact in-memory matrix,
+  faiss HNSW beside it, or pgvector inside PostgreSQL (:func:`~facever.gallery.index.open_backend`);
+* enrolment (:class:`~facever.gallery.enrolment.Enrolment`);
+* the threshold policy (:class:`~facever.gallery.thresholds.ThresholdPolicy`);
+* people management (:class:`~facever.gallery.management.Management`).
 
 Embeddings carry the model version that made them; search only uses those of the loaded model, and
 refuses (:class:`~facever.errors.ModelVersionMismatchError`) while any enrolled face lacks one:
@@ -7,7 +13,8 @@ refuses (:class:`~facever.errors.ModelVersionMismatchError`) while any enrolled 
 Every write (enrol, remove, remove a face, rename, reindex) writes an audit row and bumps the
 database's change counter in the same transaction; :meth:`Gallery.sync` compares that counter with
 the one this object last knew, so several processes can share one database and each reload its
-in-memory matrix only after another process wrote.
+in-memory matrix only after another process wrote. With pgvector there is no matrix: every search
+reads the database as it is.
 """
 
 from __future__ import annotations
@@ -16,33 +23,32 @@ import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 import numpy as np
 
-from facever.ann_index import AUTO_MIN_FACES, AnnIndex, IndexStatus, faiss_available, open_index
-from facever.errors import ModelVersionMismatchError, PersonNotFoundError
-from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, EnrolmentMixin, Progress
-from facever.gallery.policy import ThresholdChoice, identification_threshold
-from facever.gallery.management import ManagementMixin
+from facever.errors import PersonNotFoundError
+from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Enrolment, Progress
+from facever.gallery.index import (INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend,
+                                   model_of, open_backend)
+from facever.gallery.management import Management
+from facever.gallery.policy import ThresholdChoice, gallery_matrix
 from facever.gallery.records import _metadata_json, decode_png
-from facever.gallery.results import Candidate, IdentifyResult, ReindexReport
-from facever.gallery.search import Scoring, SearchIndex, rerank
+from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, PersonDetail,
+                                     PersonSummary, ReindexReport)
+from facever.gallery.search import Scoring
+from facever.gallery.thresholds import ThresholdPolicy
 from facever.store import repository as repo
 from facever.store.session import Database
 
 if TYPE_CHECKING:
     from facever.api import FaceVerifier, VerifyResult
+    from facever.embedding import AlignedFace
 
-#: Search backend: exact NumPy scan, approximate (faiss HNSW, :mod:`facever.ann_index`), or
-#: ``"auto"``: approximate from :data:`~facever.ann_index.AUTO_MIN_FACES` faces when faiss is installed.
-IndexMode = Literal["exact", "ann", "auto"]
-
-#: Nearest faces the approximate index proposes per query (their people are then scored exactly).
-ANN_CANDIDATE_FACES = 32
+__all__ = ["Gallery", "IndexMode"]
 
 
-class Gallery(EnrolmentMixin, ManagementMixin):
+class Gallery:
     """Enrolled people in a database, with 1:K search.
 
     Args:
@@ -57,11 +63,14 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         create: create a missing SQLite database (for writers). Readers pass ``create=False`` and get
             :class:`~facever.errors.NoGalleryError` instead of a new, empty gallery (a typo in a path
             must not make everyone unknown). Other backends are assumed to exist.
-        index: search backend, ``"exact"``, ``"ann"`` (needs faiss) or ``"auto"`` (approximate from
-            :data:`~facever.ann_index.AUTO_MIN_FACES` faces when faiss is installed); see
-            :attr:`index_status`.
-        index_path: the approximate index file (default: beside the SQLite database, ``<db>.ann``;
-            for other databases under ``FACEVER_HOME/ann/``).
+        index: search backend (:data:`~facever.gallery.index.IndexMode`): ``"exact"``, ``"ann"``
+            (faiss), ``"pgvector"`` (in PostgreSQL) or ``"auto"`` (pgvector on PostgreSQL with the
+            extension; otherwise exact, then faiss from
+            :data:`~facever.gallery.ann_index.AUTO_MIN_FACES` faces when installed); see
+            :attr:`index_status`. On PostgreSQL without pgvector, ``"pgvector"`` and ``"auto"``
+            search in memory and say so.
+        index_path: the faiss index file (default: beside the SQLite database, ``<db>.ann``; for
+            other databases under ``FACEVER_HOME/ann/``).
         actor: who writes, as recorded in the audit log (an API key name, ``"cli"``, ``"library"``);
             also a settable attribute.
 
@@ -69,7 +78,9 @@ class Gallery(EnrolmentMixin, ManagementMixin):
     (see :meth:`threshold_for` and :mod:`facever.open_set`).
 
     Use it as a context manager (or call :meth:`close`). Raises :class:`DatabaseError` when the
-    database is unreachable, corrupt, read-only or from a newer facever.
+    database is unreachable, corrupt, read-only or from a newer facever, and
+    :class:`~facever.gallery.index.IndexUnavailableError` for ``index="pgvector"`` on a database that
+    is not PostgreSQL.
     """
 
     def __init__(self, db_url: str | None = None, verifier: "FaceVerifier | None" = None, *,
@@ -79,33 +90,33 @@ class Gallery(EnrolmentMixin, ManagementMixin):
                  index_path: str | os.PathLike[str] | None = None, actor: str = "library") -> None:
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
-        if index not in ("exact", "ann", "auto"):
-            raise ValueError(f"unknown index {index!r}; use 'exact', 'ann' or 'auto'")
+        if index not in INDEX_MODES:
+            raise ValueError(f"unknown index {index!r}; use 'exact', 'ann', 'pgvector' or 'auto'")
         self.db = Database(db_url, create=create)
+        if index == "pgvector" and self.db.backend != "postgresql":
+            self.db.close()
+            raise IndexUnavailableError(f"pgvector search needs a PostgreSQL database, not {self.db.backend} "
+                                        "(--db postgresql://...); use --index auto, exact or ann here")
         self._verifier = verifier
         self._model = model
         self.scoring: Scoring = scoring
-        self.min_face_size = float(min_face_size)
-        self.min_sharpness = float(min_sharpness)
-        self._index: SearchIndex | None = None
         self.index_mode: IndexMode = index
         self._index_path = index_path
-        self._ann: AnnIndex | None = None
-        self._index_status: IndexStatus | None = None
+        self._backend: SearchBackend | None = None
         self.actor = actor
         self._generation: int | None = None  # the change counter this object's view is as new as
+        self.thresholds = ThresholdPolicy(lambda: self.verifier)
+        self.enrolment = Enrolment(self.db, lambda: self.verifier, self._search, self.thresholds, self._note_write,
+                                   min_face_size, min_sharpness)
+        self.management = Management(self.db, lambda: self._backend, self._note_write)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release database connections (the object is unusable afterwards); save a changed ANN index."""
-        if self._ann is not None and self._ann.dirty:
-            try:
-                self._ann.save(self.index_path)
-            except OSError:  # the next open rebuilds or catches up from the database
-                pass
-        self._ann = None
+        """Release database connections (the object is unusable afterwards); save a changed faiss index."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
         self.db.close()
-        self._index = None
 
     def __enter__(self) -> "Gallery":
         return self
@@ -125,7 +136,9 @@ class Gallery(EnrolmentMixin, ManagementMixin):
     @verifier.setter
     def verifier(self, verifier: "FaceVerifier") -> None:
         self._verifier = verifier
-        self._index = None
+        if self._backend is not None:  # another model may want another backend (pgvector is 128-d)
+            self._backend.close()
+            self._backend = None
 
     @property
     def model_version(self) -> str:
@@ -133,9 +146,22 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         return self.verifier.model_version
 
     @property
-    def _metadata(self) -> Any:
-        bundle = getattr(self.verifier, "bundle", None)
-        return getattr(bundle, "metadata", None)
+    def min_face_size(self) -> float:
+        """Enrolment quality bar: estimated face width in source pixels."""
+        return self.enrolment.min_face_size
+
+    @min_face_size.setter
+    def min_face_size(self, value: float) -> None:
+        self.enrolment.min_face_size = float(value)
+
+    @property
+    def min_sharpness(self) -> float:
+        """Enrolment quality bar: Laplacian variance of the grey aligned crop."""
+        return self.enrolment.min_sharpness
+
+    @min_sharpness.setter
+    def min_sharpness(self, value: float) -> None:
+        self.enrolment.min_sharpness = float(value)
 
     @property
     def identify_threshold(self) -> float:
@@ -144,8 +170,7 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         Used only when the model has no open-set data; see :meth:`threshold_for` for the threshold
         identification actually uses.
         """
-        calibrated = getattr(self._metadata, "identify_threshold", None)
-        return float(calibrated.value) if calibrated is not None else float(self.verifier.threshold)
+        return self.thresholds.fixed_identify_threshold
 
     def threshold_for(self, fpir: float | None = None, threshold: float | None = None,
                       scoring: Scoring | None = None) -> ThresholdChoice:
@@ -160,16 +185,35 @@ class Gallery(EnrolmentMixin, ManagementMixin):
             ModelError: ``fpir`` given but the model has no open-set calibration.
             ModelVersionMismatchError: enrolled faces lack embeddings by the loaded model.
         """
-        index = self._search_index()
-        return identification_threshold(self._metadata, float(self.verifier.threshold), len(index), index.n_people,
-                                        fpir=fpir, threshold=threshold, scoring=scoring or self.scoring, gallery=index)
+        counts = self._search().counts(*model_of(self.verifier))
+        return self.thresholds.identification(counts, fpir=fpir, threshold=threshold, scoring=scoring or self.scoring,
+                                              gallery=gallery_matrix(self._search(), *model_of(self.verifier)))
+
+    # -- the search backend and other processes' writes -----------------------------------------
+    def _search(self) -> SearchBackend:
+        """The search backend, opened on first use (see :func:`~facever.gallery.index.open_backend`)."""
+        if self._backend is None:
+            _, dim = model_of(self.verifier)
+            self._backend = open_backend(self.db, self.index_mode, dim, index_path=lambda: self.index_path,
+                                         on_load=self._loaded)
+        return self._backend
+
+    @property
+    def search_backend(self) -> SearchBackend:
+        """The backend searches use (opened now if needed): ``.backend`` is ``"exact"``, ``"ann"`` or
+        ``"pgvector"``."""
+        return self._search()
+
+    def _loaded(self, generation: int) -> None:
+        self._generation = generation
 
     def refresh(self) -> None:
         """Forget the in-memory matrix; the next search reloads it (to see other processes' writes).
 
         An approximate index is kept but checked against the database on that reload (faces added or
-        removed elsewhere are added or tombstoned; a stale one is rebuilt)."""
-        self._index = None
+        removed elsewhere are added or tombstoned; a stale one is rebuilt). Nothing to do with pgvector."""
+        if self._backend is not None:
+            self._backend.changed()
 
     @property
     def generation(self) -> int | None:
@@ -184,7 +228,8 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         writes, or the previous call), the in-memory matrix is forgotten (:meth:`refresh`) and the
         next search reloads it. The first call on a fresh object only records the counter. Own
         writes do not force a reload (they update the matrix in place) unless another process
-        wrote in between. Returns True when the matrix was forgotten.
+        wrote in between. Returns True when the matrix was forgotten (with pgvector searches always
+        read the database, so there is nothing to forget, but the answer is the same).
         """
         with self.db.read() as session:
             current = repo.generation(session)
@@ -201,34 +246,9 @@ class Gallery(EnrolmentMixin, ManagementMixin):
             self.refresh()
         self._generation = generation
 
-    # -- search ---------------------------------------------------------------------------------
-    def _search_index(self, rebuild_ann: bool = False) -> SearchIndex:
-        """The in-memory matrix of the current model version (loaded once, updated on writes), and
-        the approximate index beside it when the index mode calls for one."""
-        version = self.verifier.model_version
-        if self._index is not None and self._index.model_version == version and not rebuild_ann:
-            return self._index
-        dim = int(self.verifier.bundle.metadata.embedding_dim)
-        with self.db.read() as session:
-            generation = repo.generation(session)  # first: the matrix is at least this new
-            n_faces = repo.count_faces(session)
-            person_ids, face_ids, vectors = repo.load_embeddings(session, version, dim)
-            names = repo.person_names(session)
-            versions = repo.model_versions(session) if len(person_ids) < n_faces else {}
-        if len(person_ids) < n_faces:
-            others = ", ".join(v for v in versions if v != version) or "none"
-            raise ModelVersionMismatchError(
-                f"{n_faces - len(person_ids)} of {n_faces} enrolled faces have no embedding by the loaded model "
-                f"{version} (stored embeddings are by: {others}); run `facever reindex` to re-embed the stored "
-                "crops with this model")
-        self._attach_ann(face_ids, person_ids, vectors, version, rebuild_ann)
-        self._index = SearchIndex(person_ids, vectors, names, version)
-        self._generation = generation
-        return self._index
-
     @property
     def index_path(self) -> Path:
-        """Where the approximate index is kept (see ``index_path`` of the constructor)."""
+        """Where the faiss index is kept (see ``index_path`` of the constructor)."""
         if self._index_path is not None:
             return Path(self._index_path)
         if self.db.path is not None:
@@ -240,75 +260,40 @@ class Gallery(EnrolmentMixin, ManagementMixin):
 
     @property
     def index_status(self) -> IndexStatus:
-        """Which backend searches use and what happened to the index file (``rebuilt``, ``note``)."""
-        self._search_index()
-        assert self._index_status is not None
-        if self._ann is not None:
-            return replace(self._index_status, n_faces=len(self._ann))
-        return self._index_status
+        """Which backend searches use and what happened to its index (``rebuilt``, ``note``)."""
+        return self._search().status(*model_of(self.verifier))
 
     def rebuild_index(self) -> IndexStatus:
-        """Rebuild the approximate index from the database and save it (``facever reindex`` does).
+        """Rebuild the search index from the database (``facever reindex`` does): the faiss file, or
+        pgvector's HNSW index (``REINDEX CONCURRENTLY``). With the exact backend nothing is built and
+        the status says so."""
+        return self._search().rebuild(*model_of(self.verifier))
 
-        With the exact backend (``index="exact"``, or ``"auto"`` below the size threshold) nothing
-        is built and the status says so.
-        """
-        self._search_index(rebuild_ann=True)
-        return self.index_status
-
-    def _attach_ann(self, face_ids: np.ndarray, person_ids: np.ndarray, vectors: np.ndarray, version: str,
-                    rebuild: bool) -> None:
-        """Open, catch up or build the approximate index for these vectors (or drop it)."""
-        n = len(face_ids)
-        if self.index_mode == "exact" or (self.index_mode == "auto" and (n < AUTO_MIN_FACES or not faiss_available())):
-            self._ann = None
-            why = ("asked for" if self.index_mode == "exact" else
-                   f"{n:,} faces < {AUTO_MIN_FACES:,}" if n < AUTO_MIN_FACES else "faiss is not installed")
-            self._index_status = IndexStatus("exact", self.index_mode, status="exact", n_faces=n,
-                                             note=f"exact search ({why})")
-            return
-        ann = self._ann
-        if ann is not None and ann.model_version == version and not rebuild:
-            added, removed = ann.sync(face_ids, person_ids, vectors)
-            if not ann.needs_rebuild:
-                self._index_status = replace(
-                    self._index_status or IndexStatus("ann", self.index_mode, ann.kind), status="memory",
-                    rebuilt=False, n_faces=len(ann), seconds=0.0,
-                    note=f"in-memory index checked against the database: added {added}, removed {removed} face(s)")
-                return
-        self._ann, self._index_status = open_index(self.index_path, face_ids, person_ids, vectors, version,
-                                                   mode=self.index_mode, rebuild=rebuild or ann is not None)
-
-    def _top_people(self, emb: np.ndarray, k: int, scoring: Scoring) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best people per query: ``(positions, distances)``, position -1 where fewer."""
-        index = self._search_index()
-        if self._ann is None:
-            return index.top_k(emb, k, scoring)
-        candidates = self._ann.candidate_people(emb, max(ANN_CANDIDATE_FACES, 4 * k))
-        return rerank(emb, index, candidates, k, scoring)
-
+    # -- search ---------------------------------------------------------------------------------
     def search(self, embeddings: np.ndarray, top_k: int = 5, threshold: float | None = None,
                scoring: Scoring | None = None, fpir: float | None = None) -> list[IdentifyResult]:
         """Identify ``(Q, D)`` embeddings made by the current model (one result per row).
 
-        The threshold is :meth:`threshold_for` (``threshold``, else from ``fpir`` and the gallery size).
+        The threshold is :meth:`threshold_for` (``threshold``, else from ``fpir`` and the gallery
+        size the search itself saw, read in the same snapshot).
         """
         scoring = scoring or self.scoring
         if scoring not in ("nearest", "mean3"):
             raise ValueError(f"unknown scoring {scoring!r}; use 'nearest' or 'mean3'")
-        index = self._search_index()
-        choice = self.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
+        version, dim = model_of(self.verifier)
+        emb = np.asarray(embeddings, np.float32).reshape(-1, dim)
+        hits = self._search().top_people(emb, max(1, top_k), scoring, version, dim)
+        choice = self.thresholds.identification(hits.counts, fpir=fpir, threshold=threshold, scoring=scoring,
+                                                gallery=gallery_matrix(self._search(), version, dim))
         thr = choice.threshold
-        emb = np.asarray(embeddings, np.float32).reshape(-1, index.vectors.shape[1])
-        idx, dist = self._top_people(emb, max(1, top_k), scoring)
         results = []
-        for q in range(len(emb)):
-            cands = [Candidate(index.names[int(j)], float(d)) for j, d in zip(idx[q], dist[q]) if j >= 0]
+        for names, dists in zip(hits.names, hits.distances):
+            cands = [Candidate(n, float(d)) for n, d in zip(names, dists)]
             best = cands[0] if cands else None
             results.append(IdentifyResult(
                 person=best.person if best is not None and best.distance <= thr else None,
                 distance=best.distance if best is not None else None, threshold=thr,
-                candidates=cands[:max(0, top_k)], scoring=scoring, model_version=index.model_version,
+                candidates=cands[:max(0, top_k)], scoring=scoring, model_version=version,
                 threshold_policy=choice.policy, expected_fpir=choice.expected_fpir, fpir_target=choice.fpir_target,
                 **choice.footing()))
         return results
@@ -367,10 +352,70 @@ class Gallery(EnrolmentMixin, ManagementMixin):
         """The ``(n, D)`` enrolled embeddings of ``name`` (n ≥ 1)."""
         with self.db.read() as session:
             person_id = repo.require_person(session, name).id
-        rows = self._search_index().rows_of(person_id)
+        backend = self._search()
+        version, dim = model_of(self.verifier)
+        backend.counts(version, dim)  # every face must have a vector by this model
+        rows = backend.person_vectors(person_id, version, dim)
         if len(rows) == 0:
             raise PersonNotFoundError(f"{name!r} has no enrolled face")
         return rows
+
+    # -- enrolment (see facever.gallery.enrolment) ----------------------------------------------
+    def enroll(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray], force: bool = False,
+               allow_duplicate: bool = False, strict: bool = False, progress: Progress | None = None,
+               labels: Sequence[str] | None = None) -> EnrollReport:
+        """Enroll images of one person, in one transaction (see :meth:`Enrolment.enroll
+        <facever.gallery.enrolment.Enrolment.enroll>`, audited as :attr:`actor`)."""
+        return self.enrolment.enroll(name, images, force=force, allow_duplicate=allow_duplicate, strict=strict,
+                                     progress=progress, labels=labels, actor=self.actor)
+
+    def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,
+                   progress: Progress | None = None) -> Iterator[EnrollReport]:
+        """Enroll a folder of one sub-folder per person, one transaction each (see
+        :meth:`Enrolment.enroll_dir <facever.gallery.enrolment.Enrolment.enroll_dir>`)."""
+        return self.enrolment.enroll_dir(root, force=force, allow_duplicate=allow_duplicate, progress=progress,
+                                         actor=self.actor)
+
+    def quality_problem(self, aligned: "AlignedFace") -> str | None:
+        """Why a face is below the enrolment quality bar, or None when it passes."""
+        return self.enrolment.quality_problem(aligned)
+
+    def duplicate_threshold(self) -> ThresholdChoice:
+        """The enrolment duplicate gate for the gallery as it is now (see :func:`~facever.gallery.duplicate_gate`)."""
+        return self.enrolment.duplicate_threshold()
+
+    # -- management (see facever.gallery.management) --------------------------------------------
+    def people(self) -> list[PersonSummary]:
+        """Every enrolled person with their number of faces, by name."""
+        return self.management.people()
+
+    def people_page(self, offset: int = 0, limit: int = 50,
+                    query: str | None = None) -> tuple[list[PersonSummary], int]:
+        """One page of people by name, and how many match in all (see :meth:`Management.people_page
+        <facever.gallery.management.Management.people_page>`)."""
+        return self.management.people_page(offset, limit, query)
+
+    def person(self, name: str) -> PersonDetail:
+        """One person and their faces. Raises :class:`PersonNotFoundError`."""
+        return self.management.person(name)
+
+    def face_crops(self, name: str) -> list[tuple[int, np.ndarray]]:
+        """The stored aligned crops of a person: ``(face id, (112, 112, 3) uint8 RGB)`` in enrolment order."""
+        return self.management.face_crops(name)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a person. Raises :class:`PersonNotFoundError`, :class:`PersonExistsError`."""
+        self.management.rename(old, new, actor=self.actor)
+
+    def remove(self, name: str, vacuum: bool = False) -> int:
+        """Delete a person with every crop and vector of theirs; return the faces removed (see
+        :meth:`Management.remove <facever.gallery.management.Management.remove>`)."""
+        return self.management.remove(name, vacuum=vacuum, actor=self.actor)
+
+    def remove_face(self, name: str, face_id: int) -> int:
+        """Delete one face of a person; return how many faces they have left (see
+        :meth:`Management.remove_face <facever.gallery.management.Management.remove_face>`)."""
+        return self.management.remove_face(name, face_id, actor=self.actor)
 
     # -- maintenance ----------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, batch_size: int = 256, prune: bool = False) -> ReindexReport:
@@ -405,7 +450,7 @@ class Gallery(EnrolmentMixin, ManagementMixin):
                 progress(done, len(todo))
         if prune:
             self.db.checkpoint()
-        self._index = None
+        self.refresh()
         return ReindexReport(version, embedded, total, pruned)
 
     def _reindex_write(self, version: str, meta: dict[str, Any], rows: list[tuple[int, bytes]],
@@ -436,7 +481,3 @@ class Gallery(EnrolmentMixin, ManagementMixin):
     def backup(self, dest: str | os.PathLike[str], overwrite: bool = False) -> int:
         """Copy a SQLite gallery consistently to ``dest``; return its size in bytes."""
         return self.db.backup(dest, overwrite=overwrite)
-
-
-
-

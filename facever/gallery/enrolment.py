@@ -1,5 +1,10 @@
 """Enrolment: read, detect, align, quality-check, deduplicate and write a person's faces in one
-transaction (:class:`EnrolmentMixin`, part of :class:`facever.gallery.Gallery`)."""
+transaction (:class:`Enrolment`, one part of :class:`facever.gallery.Gallery`).
+
+It asks the search backend (:class:`~facever.gallery.index.SearchBackend`) for the nearest other
+person of each new face (the duplicate gate) and tells it about the faces it wrote (``added``); the
+threshold policy (:class:`~facever.gallery.thresholds.ThresholdPolicy`) gives the gate.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,16 @@ import numpy as np
 
 from facever.errors import DuplicateIdentityError, FaceQualityError, ImageError, MultipleFacesError, NoFaceError
 from facever.gallery.folders import person_folders
-from facever.gallery.policy import ThresholdChoice, duplicate_gate
+from facever.gallery.index import SearchBackend, model_of
+from facever.gallery.policy import ThresholdChoice
 from facever.gallery.records import _label, _metadata_json, _read_and_hash, check_name, encode_png
 from facever.gallery.results import EnrollReport, ImageOutcome
+from facever.gallery.thresholds import ThresholdPolicy
 from facever.store import repository as repo
-from facever.store.session import WriteConflict
+from facever.store.session import Database, WriteConflict
 
 if TYPE_CHECKING:
+    from facever.api import FaceVerifier
     from facever.embedding import AlignedFace
 
 #: ``progress(done, total)`` callback for long operations.
@@ -43,15 +51,38 @@ class _Pending:
 #: Photos detected at once during enrolment (threads; onnxruntime runs without the GIL).
 ENROLL_THREADS = 2
 
-class EnrolmentMixin:
-    """The enrolment half of :class:`~facever.gallery.Gallery` (which provides ``db``, ``verifier``,
-    ``min_face_size``, ``min_sharpness``, ``actor``, ``_search_index``, ``_note_write``,
-    ``threshold_for`` and ``_metadata``)."""
+class Enrolment:
+    """Enrols people: the enrolment part of :class:`~facever.gallery.Gallery`.
+
+    Args:
+        db: the gallery database.
+        verifier: returns the :class:`~facever.api.FaceVerifier` (loaded on first use).
+        search: returns the current search backend.
+        thresholds: the threshold policy (duplicate gate).
+        on_write: called with the change counter after each committed write.
+        min_face_size, min_sharpness: the quality bar (attributes, may be changed).
+    """
+
+    def __init__(self, db: Database, verifier: Callable[[], "FaceVerifier"], search: Callable[[], SearchBackend],
+                 thresholds: ThresholdPolicy, on_write: Callable[[int], None], min_face_size: float = MIN_FACE_SIZE,
+                 min_sharpness: float = MIN_SHARPNESS) -> None:
+        self.db = db
+        self._verifier = verifier
+        self._search = search
+        self.thresholds = thresholds
+        self._on_write = on_write
+        self.min_face_size = float(min_face_size)
+        self.min_sharpness = float(min_sharpness)
+
+    @property
+    def verifier(self) -> "FaceVerifier":
+        """The verifier faces are embedded with."""
+        return self._verifier()
 
     # -- enrolment ------------------------------------------------------------------------------
     def enroll(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray], force: bool = False,
                allow_duplicate: bool = False, strict: bool = False, progress: Progress | None = None,
-               labels: Sequence[str] | None = None) -> EnrollReport:
+               labels: Sequence[str] | None = None, actor: str = "library") -> EnrollReport:
         """Enroll images of one person, in one transaction.
 
         Every image is first read, hashed (SHA-256 of its bytes), detected (the verifier's face
@@ -70,6 +101,7 @@ class EnrolmentMixin:
             progress: called as ``progress(images done, images total)``.
             labels: one label per image for reports and the stored ``source`` (e.g. uploaded file
                 names); default: the path, or ``<bytes #i>`` / ``<array #i>``.
+            actor: who writes, for the audit log.
 
         Raises:
             DuplicateIdentityError: a face is nearer than the duplicate gate to another person (nothing
@@ -117,7 +149,7 @@ class EnrolmentMixin:
             vectors = self.verifier.embedder.embed_crops(np.stack([p.aligned.crop for p in pending]))
             if not allow_duplicate:
                 self._check_duplicates(name, pending, vectors)
-            for p, face_id in zip(pending, self._write_faces(name, pending, vectors)):
+            for p, face_id in zip(pending, self._write_faces(name, pending, vectors, actor)):
                 face = p.aligned.face.to_dict()
                 quality = p.aligned.quality.to_dict()
                 outcomes[p.index] = (
@@ -169,31 +201,29 @@ class EnrolmentMixin:
 
     def duplicate_threshold(self) -> ThresholdChoice:
         """The enrolment duplicate gate for the gallery as it is now (see :func:`~facever.gallery.duplicate_gate`)."""
-        index = self._search_index()
-        return duplicate_gate(self._metadata, float(self.verifier.threshold), len(index), index.n_people)
+        return self.thresholds.duplicate(self._search().counts(*model_of(self.verifier)))
 
     def _check_duplicates(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> None:
         """Raise :class:`DuplicateIdentityError` if a new face is nearer than the duplicate gate to
         another person (a strict per-comparison false-accept rate, scaled by the gallery size)."""
-        index = self._search_index()
-        if index.n_people == 0 or (index.n_people == 1 and index.names[0] == name):
+        hits = self._search().top_people(vectors, 2, "nearest", *model_of(self.verifier))  # the nearest other is among 2
+        if hits.counts.n_people == 0:
             return
-        idx, dist = self._top_people(vectors, 2, "nearest")  # the nearest other person is among the 2 best
-        own = index.names.index(name) if name in index.names else -1
-        dist = np.where((idx == own) | (idx < 0), np.inf, dist)
-        col = np.argmin(dist, axis=1)
-        best, best_d = idx[np.arange(len(idx)), col], dist[np.arange(len(idx)), col]
-        j = int(np.argmin(best_d))
-        gate = self.duplicate_threshold()
-        if best_d[j] < gate.threshold:
-            other = index.names[int(best[j])]
+        others = [next(((n, float(d)) for n, d in zip(names, dist) if n != name), (None, np.inf))
+                  for names, dist in zip(hits.names, hits.distances)]
+        j = int(np.argmin([d for _, d in others]))
+        other, best_d = others[j]
+        if other is None:
+            return
+        gate = self.thresholds.duplicate(hits.counts)
+        if best_d < gate.threshold:
             raise DuplicateIdentityError(
-                f"{pending[j].label}: this face is {best_d[j]:.3f} from enrolled person {other!r} (duplicate gate "
+                f"{pending[j].label}: this face is {best_d:.3f} from enrolled person {other!r} (duplicate gate "
                 f"{gate.threshold:.3f}: {gate.note}); not enrolling {name!r}. If these are photos of {other!r}, "
                 f"enroll them under that name; if {name!r} is someone else, pass --allow-duplicate "
                 f"(Python: allow_duplicate=True)")
 
-    def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> list[int | None]:
+    def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray, actor: str) -> list[int | None]:
         """Write the accepted faces in one transaction; ids, None where another writer got there first."""
         version = self.verifier.model_version
         meta = _metadata_json(self.verifier)
@@ -220,25 +250,22 @@ class EnrolmentMixin:
                     written_ids = [i for i in ids if i is not None]
                     generation = None
                     if written_ids:  # audited with the write; nothing written, nothing recorded
-                        generation = repo.record_write(session, self.actor, "enroll", name, written_ids,
+                        generation = repo.record_write(session, actor, "enroll", name, written_ids,
                                                        {"faces": len(written_ids), "new_person": new_person,
                                                         "person_id": person.id, "model_version": version})
                 break
             except WriteConflict:
                 if attempt == _WRITE_ATTEMPTS - 1:
                     raise
-        if self._index is not None and self._index.model_version == version:
-            written = [v for v, i in zip(vectors, ids) if i is not None]
-            if written:
-                self._index.add(person_id, name, np.stack(written))
-                if self._ann is not None:
-                    self._ann.add([i for i in ids if i is not None], person_id, np.stack(written))
+        written = [v for v, i in zip(vectors, ids) if i is not None]
+        if written:
+            self._search().added(person_id, name, [i for i in ids if i is not None], np.stack(written), version)
         if generation is not None:
-            self._note_write(generation)
+            self._on_write(generation)
         return ids
 
     def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,
-                   progress: Progress | None = None) -> Iterator[EnrollReport]:
+                   progress: Progress | None = None, actor: str = "library") -> Iterator[EnrollReport]:
         """Enroll a folder holding one sub-folder of images per person (the folder name is the name).
 
         Each person is one transaction, so an interrupted run leaves every person either fully
@@ -257,7 +284,8 @@ class EnrolmentMixin:
                 if progress is not None:
                     progress(base + i, total)
             try:
-                report = self.enroll(name, files, force=force, allow_duplicate=allow_duplicate, progress=step)
+                report = self.enroll(name, files, force=force, allow_duplicate=allow_duplicate, progress=step,
+                                     actor=actor)
             except (DuplicateIdentityError, ValueError) as exc:
                 report = EnrollReport(person=name, error=str(exc))
             done += len(files)

@@ -1,24 +1,48 @@
 """Gallery management: list and page people, show one, rename, remove a person or one face
-(:class:`ManagementMixin`, part of :class:`facever.gallery.Gallery`).
+(:class:`Management`, one part of :class:`facever.gallery.Gallery`).
 
 Every write is audited (``rename``, ``remove``, ``remove_face``) and bumps the database's change
-counter in the same transaction as the write itself.
+counter in the same transaction as the write itself; the search backend is told what changed
+through its protocol (``removed``, ``changed``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable
+
 from facever.errors import FaceNotFoundError, PersonExistsError
+from facever.gallery.index import SearchBackend
 from facever.gallery.records import _utc, check_name, decode_png
 from facever.gallery.results import FaceSummary, PersonDetail, PersonSummary
 from facever.store import repository as repo
-from facever.store.session import WriteConflict
+from facever.store.session import Database, WriteConflict
 
 
-class ManagementMixin:
-    """The management half of :class:`~facever.gallery.Gallery` (which provides ``db``, ``actor``,
-    ``_index``, ``_ann`` and ``_note_write``)."""
+class Management:
+    """People listing and edits: the management part of :class:`~facever.gallery.Gallery`.
+
+    Args:
+        db: the gallery database.
+        search: returns the current search backend, or None while none is open (nothing to tell).
+        on_write: called with the change counter after each committed write.
+    """
+
+    def __init__(self, db: Database, search: Callable[[], SearchBackend | None],
+                 on_write: Callable[[int], None]) -> None:
+        self.db = db
+        self._search = search
+        self._on_write = on_write
+
+    def _tell(self, person_id: int | None = None, face_ids: list[int] | None = None, removed: bool = False) -> None:
+        backend = self._search()
+        if backend is None:
+            return
+        if removed and person_id is not None:
+            backend.removed(person_id, face_ids)
+        else:
+            backend.changed()
 
     def people(self) -> list[PersonSummary]:
         """Every enrolled person with their number of faces, by name."""
@@ -64,7 +88,7 @@ class ManagementMixin:
             rows = dict(repo.crops(session, ids))
         return [(i, decode_png(rows[i])) for i in ids if i in rows]
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str, actor: str = "library") -> None:
         """Rename a person. Raises :class:`PersonNotFoundError`, :class:`PersonExistsError`."""
         new = check_name(new)
         try:
@@ -75,14 +99,14 @@ class ManagementMixin:
                 if repo.get_person(session, new) is not None:
                     raise PersonExistsError(f"a person named {new!r} is already enrolled")
                 repo.rename_person(session, person.id, new)
-                generation = repo.record_write(session, self.actor, "rename", new, (),
+                generation = repo.record_write(session, actor, "rename", new, (),
                                                {"from": old, "person_id": person.id})
         except WriteConflict as exc:
             raise PersonExistsError(f"a person named {new!r} is already enrolled") from exc
-        self._index = None
-        self._note_write(generation)
+        self._tell()
+        self._on_write(generation)
 
-    def remove(self, name: str, vacuum: bool = False) -> int:
+    def remove(self, name: str, vacuum: bool = False, actor: str = "library") -> int:
         """Delete a person with every crop and vector of theirs; return the number of faces removed.
 
         On SQLite, deleted content is overwritten with zeros (``secure_delete``) and the WAL is
@@ -96,18 +120,16 @@ class ManagementMixin:
             face_ids = repo.person_face_ids(session, person_id)
             n = repo.delete_person(session, person_id)
             repo.forget_person(session, person_id)  # erasure: the name leaves the audit log too
-            generation = repo.record_write(session, self.actor, "remove", repo.removed_person_label(person_id),
+            generation = repo.record_write(session, actor, "remove", repo.removed_person_label(person_id),
                                            face_ids, {"faces_removed": n, "person_id": person_id})
-        if self._ann is not None:
-            self._ann.remove_person(person_id)  # tombstones: no rebuild per removal
-        self._index = None
-        self._note_write(generation)
+        self._tell(person_id, None, removed=True)
+        self._on_write(generation)
         self.db.checkpoint()
         if vacuum:
             self.db.vacuum()
         return n
 
-    def remove_face(self, name: str, face_id: int) -> int:
+    def remove_face(self, name: str, face_id: int, actor: str = "library") -> int:
         """Delete one face of a person (crop and vectors); return how many faces the person has left.
 
         A person left with no face stays enrolled (with 0 faces) until removed. Deleted content is
@@ -120,11 +142,9 @@ class ManagementMixin:
             if not 0 < face_id < 2 ** 63 or not repo.delete_face(session, person_id, face_id):
                 raise FaceNotFoundError(f"{name!r} has no face #{face_id}")
             left = repo.count_person_faces(session, person_id)
-            generation = repo.record_write(session, self.actor, "remove_face", name, [face_id],
+            generation = repo.record_write(session, actor, "remove_face", name, [face_id],
                                            {"faces_left": left, "person_id": person_id})
-        if self._ann is not None:
-            self._ann.remove([face_id])
-        self._index = None
-        self._note_write(generation)
+        self._tell(person_id, [face_id], removed=True)
+        self._on_write(generation)
         self.db.checkpoint()
         return left

@@ -140,6 +140,13 @@ def gallery_fit(data: dict[str, Any], gallery: Any) -> osm.GalleryFit | None:
     return fit
 
 
+def gallery_matrix(backend: Any, model_version: str, dim: int) -> Any:
+    """The in-memory gallery matrix (``vectors``, ``starts``) a search backend holds, for the gallery
+    fit; None for a backend without one (pgvector: thresholds then keep the calibration as is)."""
+    load = getattr(backend, "load", None)
+    return load(model_version, dim) if callable(load) else None
+
+
 def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: int, *, fpir: float | None = None,
                              threshold: float | None = None, scoring: str = "nearest",
                              gallery: Any = None) -> ThresholdChoice:

@@ -69,6 +69,7 @@ from facever.open_set.adaptive import (ADAPT_MAX_PEOPLE, ADAPT_MIN_PEOPLE, ADAPT
 from facever.open_set.calibration import impostor_distribution, synthetic_embeddings  # noqa: F401
 from facever.open_set.common import (DEFAULT_FPIR, DUPLICATE_FAR, DUPLICATE_MAX_REFUSAL, MAX_PER_PERSON,  # noqa: F401
                                      MIN_TAIL_PAIRS, OPEN_SET_VERSION, PROBE_K, _norm_cdf, _norm_ppf, default_far_grid)
+from facever.open_set.user import MIN_PEOPLE as USER_MIN_PEOPLE, TooFewPeopleError, calibrate_population  # noqa: F401
 from facever.open_set.thresholds import (Count, distance_at_far, duplicate_threshold, effective_count,  # noqa: F401
                                          expected_fpir, far_at_distance, far_for, fpir_for, threshold_for_gallery,
                                          validate)

@@ -37,7 +37,7 @@ from facever.open_set.thresholds import expected_fpir, threshold_for_gallery, va
 ADAPT_MIN_PEOPLE = 10
 
 #: Quantiles of the gallery's cross-person nearest distances that are matched (the body).
-ADAPT_QUANTILES = (0.4, 0.5, 0.6, 0.7)
+ADAPT_QUANTILES = (0.5, 0.6, 0.7, 0.8)
 
 #: People sampled (seeded) to fit large galleries: bounds the cost at about 3,000 x 3,000 dot products.
 ADAPT_MAX_PEOPLE = 1000

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import facever
-from facever.service import routes_admin, routes_inference, routes_people
+from facever.service import routes_admin, routes_inference, routes_liveness, routes_people
 from facever.service.middleware import Guard
 from facever.service.problems import install_handlers
 from facever.service.settings import MAX_ENROL_IMAGES, ServeSettings
@@ -66,7 +66,7 @@ def create_app(settings: ServeSettings | None = None, state=None) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_inference.router)
     app.include_router(routes_people.router)
-    _add_liveness(app)
+    app.include_router(routes_liveness.router)
     _add_page_and_docs(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -76,15 +76,6 @@ def create_app(settings: ServeSettings | None = None, state=None) -> FastAPI:
     app.add_middleware(Guard, max_upload=settings.max_upload, max_images=MAX_ENROL_IMAGES,
                        body_timeout_s=settings.body_timeout_s)
     return app
-
-
-def _add_liveness(app: FastAPI) -> None:
-    """The liveness challenge routes, when that module is present."""
-    try:
-        from facever.service import routes_liveness
-    except ImportError:
-        return
-    app.include_router(routes_liveness.router)
 
 
 def _add_page_and_docs(app: FastAPI) -> None:

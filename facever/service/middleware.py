@@ -29,6 +29,9 @@ FORM_OVERHEAD = 256 * 1024
 #: Longest path written to the access log, characters (longer ones are cut, control characters escaped).
 LOGGED_PATH_MAX = 200
 
+#: Largest liveness answer: 60 frames of at most 1 MB (see :mod:`facever.service.routes_liveness`).
+LIVENESS_LIMIT = 60 * 10**6 + FORM_OVERHEAD
+
 #: Largest JSON body (rename, key creation), bytes.
 JSON_LIMIT = 64 * 1024
 
@@ -51,7 +54,7 @@ def body_limit(method: str, path: str, max_upload: int, max_images: int) -> int:
     if path == "/v1/verify":
         return 2 * max_upload + FORM_OVERHEAD
     if path.startswith("/v1/liveness/") and path != "/v1/liveness/challenge":
-        return max_images * max_upload + FORM_OVERHEAD
+        return LIVENESS_LIMIT
     if path in ("/v1/identify",) or path.endswith("/verify"):
         return max_upload + FORM_OVERHEAD
     return JSON_LIMIT

@@ -85,8 +85,16 @@ class Problem(Exception):
         self.extra = extra
 
 
+#: Liveness challenge error codes → HTTP status.
+CHALLENGE_STATUS = {"challenge_unknown": 404, "challenge_expired": 410, "challenge_used": 409,
+                    "liveness_failed": 403, "liveness_face_mismatch": 403}
+
+
 def from_facever_error(exc: fe.FaceverError) -> Problem:
     """The problem for a library error (unknown subclasses: 400 ``bad_request``)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in CHALLENGE_STATUS:
+        return Problem(CHALLENGE_STATUS[code], code, str(exc), "Liveness challenge refused")
     for cls, status, code, title in ERROR_MAP:
         if isinstance(exc, cls):
             headers = {"Retry-After": "5"} if status == 503 else None

@@ -39,20 +39,48 @@ async def verify(request: Request, image1: UploadFile = File(...), image2: Uploa
 
 @router.post("/people/{person}/verify", summary="Is this photo the enrolled person? (scope: identify)")
 async def verify_person(request: Request, person: str, image: UploadFile = File(...),
+                        liveness: Annotated[str | None, Query(max_length=64)] = None,
                         caller: Caller = Depends(require("identify"))) -> dict:
-    """1:1 against an enrolled person: the distance to their nearest enrolled face, decided with τ."""
+    """1:1 against an enrolled person: the distance to their nearest enrolled face, decided with τ.
+
+    With ``liveness={challenge id}`` the photo is accepted only when that challenge was passed (and
+    not used before) by the same face: the photo's face must be within τ of the live face.
+    """
     state = _state(request)
     name = person_name(person)
     data, label = await read_image(image, state.settings.max_upload, "image")
+    live = _redeem_liveness(request, liveness) if liveness is not None else None
 
     def work():
         aligned, emb = state.verifier.embed_with_face(data, name=label)
+        if live is not None:
+            _check_same_face(state.verifier, live[1], emb)
         with state.gallery_lock:
             state.gallery.sync()
             return state.gallery.compare_person(emb, name, faces=[aligned.face.to_dict()])
 
     result = await state.limiter.run(work)
-    return {**result.to_dict(), "person": name, "inputs": [label]}
+    body = {**result.to_dict(), "person": name, "inputs": [label]}
+    if live is not None:
+        body["liveness"] = live[0]
+    return body
+
+
+def _redeem_liveness(request: Request, challenge_id: str):
+    """The passed liveness result and live-face embedding of ``challenge_id`` (used up now)."""
+    from facever.service.routes_liveness import challenges
+
+    return challenges(request).redeem(challenge_id)
+
+
+def _check_same_face(verifier, live_embedding, embedding) -> None:
+    """403 ``liveness_face_mismatch`` unless the photo's face is within τ of the live face."""
+    if live_embedding is None:
+        raise Problem(403, "liveness_face_mismatch", "the liveness check kept no face to compare with")
+    d = float(np.linalg.norm(np.asarray(live_embedding, np.float32) - np.asarray(embedding, np.float32)))
+    if d > verifier.threshold:
+        raise Problem(403, "liveness_face_mismatch", f"the photo's face is {d:.3f} from the face that passed the "
+                      f"liveness check (τ = {verifier.threshold:.3f}): not the same face")
 
 
 @router.post("/identify", summary="Who is in this photo? (scope: identify)")

@@ -2,7 +2,9 @@
 (the caller owns the transaction) and uses only portable SQL.
 
 Vectors are stored as little-endian float32 bytes; :func:`encode_vector` / :func:`decode_vectors`
-convert them. The change counter, audit log and API key queries live in
+convert them. On a database with the pgvector column (``session.info["vector_column"]``, see
+:mod:`facever.store.vectors`) every embedding written here also fills that column, in the same
+statement. The change counter, audit log and API key queries live in
 :mod:`facever.store.audit_repo` and are re-exported here (``generation``, ``bump_generation``,
 ``add_audit``, ``audit_events``).
 """
@@ -144,10 +146,20 @@ def add_face(session: Session, person_id: int, face: NewFace, model_version: str
                   frontality=float(face.quality.get("frontality", 0.0)), created=utcnow())
     session.add(row)
     session.flush()
-    session.add(EmbeddingRow(face_id=row.id, model_version=model_version, dim=int(np.size(vector)),
-                             vector=encode_vector(vector)))
-    session.flush()
+    _add_embeddings(session, [(row.id, model_version, np.asarray(vector, np.float32))])
     return row.id
+
+
+def _add_embeddings(session: Session, rows: list[tuple[int, str, np.ndarray]]) -> None:
+    """Insert ``(face id, model version, vector)`` embeddings (and their pgvector copy where there is one)."""
+    if session.info.get("vector_column"):
+        from facever.store.vectors import insert_embeddings
+
+        insert_embeddings(session, rows)
+        return
+    session.add_all([EmbeddingRow(face_id=f, model_version=v, dim=int(np.size(x)), vector=encode_vector(x))
+                     for f, v, x in rows])
+    session.flush()
 
 
 def delete_face(session: Session, person_id: int, face_id: int) -> bool:
@@ -249,10 +261,9 @@ def put_embeddings(session: Session, model_version: str, face_ids: Iterable[int]
     alive = set(session.scalars(select(FaceRow.id).where(FaceRow.id.in_(face_ids))).all())
     done = set(session.scalars(select(EmbeddingRow.face_id).where(EmbeddingRow.face_id.in_(face_ids),
                                                                   EmbeddingRow.model_version == model_version)).all())
-    rows = [EmbeddingRow(face_id=i, model_version=model_version, dim=int(v.size), vector=encode_vector(v))
-            for i, v in zip(face_ids, vectors) if i in alive and i not in done]
-    session.add_all(rows)
-    session.flush()
+    rows = [(i, model_version, np.asarray(v, np.float32)) for i, v in zip(face_ids, vectors)
+            if i in alive and i not in done]
+    _add_embeddings(session, rows)
     return len(rows)
 
 
@@ -313,7 +324,9 @@ class CheckReport:
     """Health of a gallery database (see :func:`check_database`).
 
     ``integrity`` holds SQLite's ``PRAGMA integrity_check`` lines (``["ok"]`` when sound; None on
-    other backends); ``problems`` lists everything that needs fixing (empty when healthy).
+    other backends); ``vector_search`` says whether search runs in the database (pgvector) or in
+    memory, and why (:meth:`facever.store.vectors.VectorSupport.to_dict`); ``problems`` lists
+    everything that needs fixing (empty when healthy).
     """
 
     database: str
@@ -327,6 +340,7 @@ class CheckReport:
     model_versions: dict[str, int] = field(default_factory=dict)
     faces_missing_embeddings: dict[str, int] = field(default_factory=dict)
     people_without_faces: int = 0
+    vector_search: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -340,7 +354,8 @@ class CheckReport:
                 "head": self.head, "integrity": self.integrity, "foreign_key_violations": self.foreign_key_violations,
                 "counts": self.counts, "orphans": self.orphans, "model_versions": self.model_versions,
                 "faces_missing_embeddings": self.faces_missing_embeddings,
-                "people_without_faces": self.people_without_faces, "problems": self.problems}
+                "people_without_faces": self.people_without_faces, "vector_search": self.vector_search,
+                "problems": self.problems}
 
 
 def check_database(db: "Database") -> CheckReport:
@@ -353,7 +368,8 @@ def check_database(db: "Database") -> CheckReport:
 
     revision = db.revision()
     db._check_known(revision)
-    report = CheckReport(database=db.label, backend=db.backend, revision=revision, head=head_revision())
+    report = CheckReport(database=db.label, backend=db.backend, revision=revision, head=head_revision(),
+                         vector_search=db.vector_support.to_dict())
     if db.is_sqlite:
         with db.connection() as conn:
             report.integrity = [str(r) for r in conn.exec_driver_sql("PRAGMA integrity_check").scalars().all()]

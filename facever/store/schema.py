@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String,
+from sqlalchemy import (Boolean, JSON, BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String,
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -159,5 +159,28 @@ class GalleryStateRow(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class LivenessChallengeRow(Base):
+    """A liveness challenge of the HTTP service, shared by every worker and machine.
+
+    ``state`` runs ``pending`` → ``answered`` → ``redeemed``; each step is one conditional UPDATE, so a
+    challenge is answered once and its passed result redeemed once, whichever process asks. Times are
+    seconds since the epoch (UTC); ``result`` is the check's JSON; ``embedding`` the ``dim`` float32
+    values of the live face (so a verification can require the same face); ``key_name`` who asked.
+    """
+
+    __tablename__ = "liveness_challenges"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    steps: Mapped[str] = mapped_column(String(64))
+    created: Mapped[float] = mapped_column(Float)
+    expires: Mapped[float] = mapped_column(Float, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    key_name: Mapped[str] = mapped_column(String(64), default="")
+    live: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    result_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 #: Table names, parents first.
-TABLES = ("people", "faces", "embeddings", "models", "api_keys", "audit_log", "gallery_state")
+TABLES = ("people", "faces", "embeddings", "models", "api_keys", "audit_log", "gallery_state", "liveness_challenges")

@@ -11,6 +11,10 @@ Any SQLAlchemy URL works; SQLite is the default. For a SQLite file, :class:`Data
 
 The schema is brought to the newest Alembic revision on first use (:meth:`Database.upgrade`). Every
 database failure surfaces as :class:`~facever.errors.DatabaseError` with a one-line message.
+
+On PostgreSQL with pgvector, :attr:`Database.vector_support` says whether embeddings are also stored
+in a ``vector`` column (see :mod:`facever.store.vectors`); sessions carry it in ``session.info``
+(``"vector_column"``) so that writes fill that column too.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from facever import config
 from facever.errors import DatabaseError, NoGalleryError
+from facever.store import vectors as pgvec
 
 #: How long a connection waits for another process's lock before failing, seconds.
 BUSY_TIMEOUT_S = 30.0
@@ -132,6 +137,10 @@ class Database:
             _prepare_sqlite_file(self.path, create)
         self.engine = self._make_engine()
         self._write_engine = self.engine.execution_options(facever_write=True)
+        # one snapshot for every statement of a read (PostgreSQL's default gives each statement its own)
+        self._snapshot_engine = (self.engine if self.is_sqlite
+                                 else self.engine.execution_options(isolation_level="REPEATABLE READ"))
+        self._vectors: pgvec.VectorSupport | None = None
         if upgrade:
             self.upgrade()
 
@@ -190,16 +199,36 @@ class Database:
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise DatabaseError(_describe(self.label, exc)) from exc
 
+    @property
+    def vector_support(self) -> pgvec.VectorSupport:
+        """What pgvector offers on this database (checked once; :meth:`upgrade` checks again)."""
+        if self._vectors is None:
+            if self.is_sqlite:
+                self._vectors = pgvec.VectorSupport(self.backend)
+            else:
+                with self.connection() as conn:
+                    self._vectors = pgvec.vector_support(conn)
+        return self._vectors
+
+    def _info(self) -> dict:
+        return {"vector_column": self.vector_support.usable}
+
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session in one read transaction (a consistent snapshot), closed afterwards."""
-        with self.errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
+    def read(self, snapshot: bool = False) -> Iterator[Session]:
+        """A session in one read transaction, closed afterwards.
+
+        ``snapshot``: every statement sees the same committed state (PostgreSQL: REPEATABLE READ;
+        SQLite transactions always do), e.g. counts read together with a search.
+        """
+        engine = self._snapshot_engine if snapshot else self.engine
+        with self.errors(), Session(engine, expire_on_commit=False, info=self._info()) as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one write transaction: committed at the end, rolled back on any exception."""
-        with self.errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+        with self.errors(), Session(self._write_engine, expire_on_commit=False, info=self._info()) as session, \
+                session.begin():
             yield session
 
     @contextmanager
@@ -227,7 +256,9 @@ class Database:
         """Bring the schema to the newest revision; return ``(revision before, revision now)``.
 
         Runs Alembic's ``upgrade head`` inside one write transaction (on SQLite with the write lock
-        held, on PostgreSQL under an advisory lock), so concurrent first uses do not race.
+        held, on PostgreSQL under an advisory lock), so concurrent first uses do not race. On
+        PostgreSQL where the ``vector`` extension was enabled after the schema reached its newest
+        revision, the pgvector column and index are added now (:func:`facever.store.vectors.install`).
         """
         from alembic import command
         from alembic.runtime.migration import MigrationContext
@@ -235,7 +266,8 @@ class Database:
         head = head_revision()
         before = self.revision()
         self._check_known(before)
-        if before == head:
+        self._vectors = None
+        if before == head and not self._vector_setup_pending():
             return before, head
         with self.connection(write=True) as conn:
             if self.backend == "postgresql":
@@ -244,7 +276,15 @@ class Database:
             self._check_known(before)
             if before != head:
                 command.upgrade(alembic_config(conn), "head")
+            elif self.backend == "postgresql":
+                pgvec.install(conn)
+        self._vectors = None
         return before, head
+
+    def _vector_setup_pending(self) -> bool:
+        """PostgreSQL with the extension enabled in this database but without the column or index."""
+        support = self.vector_support
+        return support.installed is not None and not (support.column and support.index)
 
     # -- maintenance ----------------------------------------------------------------------------
     def checkpoint(self) -> None:

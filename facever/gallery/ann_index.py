@@ -1,6 +1,6 @@
 """Optional approximate nearest-face search on ``faiss-cpu``, for galleries past ~100 k faces.
 
-The exact NumPy scan (:class:`facever.gallery.SearchIndex`) stays the system of search truth for
+The exact NumPy scan (:class:`facever.gallery.search.SearchIndex`) stays the system of search truth for
 small galleries and the store of every vector; this index only *proposes* candidate people, which
 the gallery then re-scores exactly on all of their enrolled faces (so ``"nearest"`` and ``"mean3"``
 scores are exact for every person it returns; only a person whose nearest face the graph misses can
@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from facever.errors import FaceverError
+from facever.gallery.index import IndexStatus, IndexUnavailableError
 
 #: Index kinds: ``"hnsw"`` (default, measured best here) or ``"ivf"`` (IVF-Flat, for comparison).
 Kind = Literal["hnsw", "ivf"]
@@ -73,7 +73,7 @@ _MAGIC = b"FACEVER-ANN\x00"
 _FORMAT = 1
 
 
-class AnnUnavailableError(FaceverError, RuntimeError):
+class AnnUnavailableError(IndexUnavailableError):
     """``faiss`` is not installed (the ``index`` extra)."""
 
 
@@ -108,41 +108,6 @@ def face_set_digest(face_ids: np.ndarray) -> str:
     """SHA-256 of the sorted face ids (the identity of the set of indexed faces)."""
     ids = np.sort(np.asarray(face_ids, np.int64))
     return hashlib.sha256(ids.astype("<i8").tobytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class IndexStatus:
-    """Which search backend a gallery uses and what happened to its index file.
-
-    Attributes:
-        backend: ``"exact"`` (NumPy scan) or ``"ann"``.
-        mode: what was asked: ``"exact"``, ``"ann"`` or ``"auto"``.
-        kind: ``"hnsw"`` / ``"ivf"`` (ANN only).
-        path: the index file (ANN only; None when kept in memory only).
-        status: ``"exact"``, ``"loaded"`` (file up to date), ``"caught_up"`` (file behind the database,
-            updated), ``"built"`` (no file), ``"rebuilt"`` (file stale, corrupt or of another model),
-            ``"memory"`` (updated in memory by this process's writes).
-        rebuilt: True when the index had to be built from the database now.
-        note: one human-readable sentence (why, how long).
-        n_faces: faces searched.
-        seconds: time spent opening / building.
-    """
-
-    backend: str
-    mode: str
-    kind: str | None = None
-    path: str | None = None
-    status: str = "exact"
-    rebuilt: bool = False
-    note: str = ""
-    n_faces: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"backend": self.backend, "mode": self.mode, "kind": self.kind, "path": self.path,
-                "status": self.status, "rebuilt": self.rebuilt, "note": self.note, "n_faces": self.n_faces,
-                "seconds": round(self.seconds, 3)}
 
 
 @dataclass
