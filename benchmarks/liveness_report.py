@@ -19,15 +19,19 @@ def _reasons(d: dict[str, int]) -> str:
 
 
 def markdown(r: dict[str, Any]) -> str:
+    import math
+
     t, test, cal = r["thresholds"], r["test"], r["cal"]
+    degrees = math.degrees(math.atan(t["turn_yaw"] / 0.45))  # yaw proxy ≈ 0.45·tan(θ) for an average head
     lines = [
         "## Liveness: head-turn challenge checked by 3D parallax (issue 21)",
         "",
         f"`benchmarks/liveness.py`, model `{r['model_version']}`; {r['data']['photos']} photos of "
         f"{r['data']['people']} people (LFW, pins, glint16) split by identity into a calibration half "
         f"({r['data']['people_per_half']['cal']} people) and an evaluation half ({r['data']['people_per_half']['test']}). "
-        f"Calibrated on the first half: parallax threshold **{t['parallax']}** (canonical-nose shift across the turn, "
-        f"in inter-ocular distances), turns of ≥ {t['turn_yaw']} in the yaw proxy (≈ 24°). Figures below are from the "
+        f"Calibrated on the first half: parallax threshold **{t['parallax']}** (the weakest turn's canonical-nose move, "
+        f"in inter-ocular distances); turns of ≥ {t['turn_yaw']} in the yaw proxy (≈ {degrees:.0f}°) from a start facing "
+        f"the camera (yaw proxy within ±{t['max_start_yaw']}). Figures below are from the "
         "evaluation half. ISO/IEC 30107-3 terms: APCER = attack presentations accepted as live, per attack type; "
         "BPCER = bona fide (live) presentations refused. In parentheses: count and the one-sided 95 % upper bound.",
         "",
@@ -58,8 +62,8 @@ def markdown(r: dict[str, Any]) -> str:
         "| statistic | live | flat print | bent print | screen | threshold | BPCER |",
         "|---|---|---|---|---|---|---|",
     ]
-    labels = {"parallax": "signed canonical-nose parallax (used)", "residual": "issue 21's homography residual (unsigned)",
-              "depth_ratio": "parallax / yaw range"}
+    labels = {"min_step": "weakest turn's canonical-nose move (used)", "range": "canonical-nose range, right minus left turn",
+              "residual": "issue 21's homography residual (unsigned)"}
     for name, s in r["statistics"]["test"].items():
         att = s["attack_p5_50_95_99"]
         lines.append(f"| {labels.get(name, name)} | {s['live_p5_50_95_99']} | {att.get('flat_print')} | "

@@ -27,6 +27,7 @@ if str(HERE) not in sys.path:
 
 from results_accuracy import accuracy_lines, heldout_lines  # noqa: E402
 from results_format import num, pct, table, tar_value  # noqa: E402
+from results_lodo import lodo_lines  # noqa: E402
 from results_scale import ann_lines, open_set_lines  # noqa: E402
 from results_system import cli_lines, enroll_lines, env_lines, gallery_lines, speed_lines  # noqa: E402
 
@@ -201,7 +202,7 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], md_pa
         lines += gallery_lines(results["gallery"], out_dir, md_dir, written)
     if results.get("env"):
         lines += env_lines(results["env"])
-    lines += open_set_lines(md_dir) + ann_lines()
+    lines += open_set_lines(md_dir) + lodo_lines() + ann_lines()
     lines += method_lines(results)
     md_path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return [*written, md_path]

@@ -94,6 +94,9 @@ def lodo_markdown(result: dict[str, Any], heading: str = "#") -> list[str]:
               "tenth of the people are enrolled twice under two names.", ""]
     lines += table(["held out", "people", "galleries", "stranger photos / people", "1 %: today", "1 %: adapted",
                     "0.1 %: today", "0.1 %: adapted", "DIR at 1 %: today → adapted", "shift", "dup."], _rows(result))
+    lines += ["", "What the misses are (Yale's look-alike subjects, LFW P3's one-image strangers) and why a gallery "
+              "cannot see them: `models/MODEL_CARD.md`, section *Open-set FPIR on populations the calibration never "
+              "saw*. Re-render this file from the JSON: `python benchmarks/results_lodo.py`."]
     return lines + [""]
 
 
@@ -104,3 +107,9 @@ def lodo_lines() -> list[str]:
     except (OSError, ValueError):
         return []
     return lodo_markdown(result, heading="##")
+
+
+if __name__ == "__main__":
+    data = json.loads((RESULTS / "open_set_lodo.json").read_text())
+    (RESULTS / "open_set_lodo.md").write_text("\n".join(lodo_markdown(data)) + "\n")
+    print(f"wrote {(RESULTS / 'open_set_lodo.md').relative_to(RESULTS.parent.parent)}")

@@ -43,7 +43,7 @@ def calibrate_open_set(data: Optional[Path], out_dir: Optional[Path], model: Opt
             embedded = embed_lfw_images(verifier, data, paths, batch_size=batch_size,
                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
         try:
-            result = osm.calibrate_population(embedded.embeddings, labels,
+            result = osm.calibrate_population(embedded.embeddings, labels, reference=verifier.bundle.metadata.open_set,
                                               description=f"user calibration: {data.name}/, {len(folders)} people")
         except osm.TooFewPeopleError as exc:
             fail(str(exc), as_json=as_json)
@@ -62,7 +62,26 @@ def _report_dict(result: dict[str, Any], verifier, n_photos: int, embedded, out_
             "out": None if out_dir is None else str(out_dir), "written": not dry_run,
             "people": result["n_people"], "photos": n_photos, "faces": found, "faces_used": result["n_faces"],
             "held_out": result["transfer"]["user-calibrated"], "default_fpir": result["default_fpir"],
-            "unreadable": dict(embedded.errors)}
+            "unreadable": dict(embedded.errors), "warnings": _warnings(result["transfer"]["user-calibrated"])}
+
+
+def _warnings(held: dict[str, Any]) -> list[str]:
+    """Say when the fitted data cannot keep its promise, or does worse than the bundle's own."""
+    out = []
+    promise = held.get("promise") or {}
+    if promise and promise["expected_fpir"] > 1.01 * promise["fpir_target"]:
+        out.append(f"these people are too few to resolve a {promise['fpir_target']:.1%} rate: for 10 enrolled people "
+                   f"the data can promise only {promise['expected_fpir']:.2%} (identify will say so); add people")
+    if held.get("ratio_max") is None:
+        out.append(f"held-out people: {held.get('note')}")
+    worse = [r for r in held["sizes"] if "bundle_fpir@0.01" in r and r["fpir@0.01"] > 0.01
+             and r["fpir@0.01"] > 1.25 * r["bundle_fpir@0.01"]]
+    if worse:
+        r = worse[0]
+        out.append(f"on your held-out people the bundle's own calibration did better ({r['people']} people: "
+                   f"{r['bundle_fpir@0.01']:.2%} of strangers named against {r['fpir@0.01']:.2%} at a 1% target): "
+                   f"keep it, or calibrate on more people")
+    return out
 
 
 def _write_copy(source: Path, out_dir: Path, open_set: dict[str, Any]) -> None:
@@ -91,11 +110,13 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
     if held.get("ratio_max") is not None:
         out.print(f"  held-out people: measured FPIR {held['ratio_min']:.2f}–{held['ratio_max']:.2f}× the target "
                   f"(worst: {held['worst']})", markup=False)
-    else:
-        err.print(f"warning: held-out people: {held.get('note')}", markup=False)
     for row in held["sizes"]:
-        out.print(f"    {row['people']:>5} people: FPIR {row['fpir@0.01']:.2%} at a 1% target, "
-                  f"{row['fpir@0.001']:.3%} at 0.1% ({row['stranger_photos']} stranger photos)", markup=False)
+        bundle = (f"; the bundle's own calibration: {row['bundle_fpir@0.01']:.2%} / {row['bundle_fpir@0.001']:.3%}"
+                  if "bundle_fpir@0.01" in row else "")
+        out.print(f"    {row['people']:>5} people: FPIR {row['fpir@0.01']:.2%} at a 1% target, {row['fpir@0.001']:.3%} "
+                  f"at 0.1% ({row['stranger_photos']} stranger photos){bundle}", markup=False)
+    for w in report["warnings"]:
+        err.print(f"warning: {w}", markup=False)
     if report["written"]:
         out.print(f"wrote {report['out']} (model version {report['model']['version']} unchanged; use it with "
                   f"--model {report['out']})", markup=False)

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from facever.errors import ModelVersionMismatchError
 from facever.gallery import Gallery, IndexUnavailableError
-from facever.gallery.pg_index import _NEAREST as NEAREST
+from facever.gallery.pg_index import _SEARCH as SEARCH
 from facever.store import Database, check_database
 from facever.store import repository as repo
 from facever.store import vectors as pgvec
@@ -71,7 +71,7 @@ def store(db: Database, owner: np.ndarray, vectors: np.ndarray, version: str = "
 def uses_hnsw(db: Database, query: np.ndarray) -> bool:
     """Whether PostgreSQL plans the backend's nearest-face query over the HNSW index."""
     with db.read() as s:
-        plan = s.execute(text("EXPLAIN " + NEAREST.text), {"q": pgvec.vector_literal(query), "v": "np-1",
+        plan = s.execute(text("EXPLAIN " + SEARCH.text), {"q": pgvec.vector_literal(query), "v": "np-1",
                                                            "n": 40}).scalars().all()
     return any(pgvec.INDEX in line for line in plan)
 

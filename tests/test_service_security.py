@@ -232,3 +232,17 @@ def test_key_lifecycle_through_the_api_and_revocation_on_the_next_request(servic
     assert service.delete("/v1/keys/nobody", headers=admin).status_code == 404
     actions = [e["action"] for e in service.get("/v1/audit", headers=admin).json()["events"]]
     assert "key_create" in actions and "key_revoke" in actions
+
+
+def test_database_unreachable_is_503_with_retry_after(service, monkeypatch):
+    from facever.errors import DatabaseError
+
+    def down(*_a, **_k):
+        raise DatabaseError("gallery.db: database is unreachable (connection refused)")
+
+    monkeypatch.setattr(service.app.state.service.gallery, "sync", down)
+    admin = {"Authorization": f"Bearer {service.keys['admin']}"}
+    r = service.post("/v1/identify", files={"image": ("q.jpg", photos.hopper(), "image/jpeg")}, headers=admin)
+    assert r.status_code == 503 and r.json()["code"] == "database_unavailable" and r.headers["Retry-After"]
+    r = service.get("/readyz")
+    assert r.status_code == 503 and r.json()["code"] == "database_unavailable"

@@ -122,7 +122,8 @@ _FITS: "weakref.WeakKeyDictionary[Any, tuple[tuple[int, int, int], osm.GalleryFi
 
 def gallery_fit(data: dict[str, Any], gallery: Any) -> osm.GalleryFit | None:
     """:func:`facever.open_set.fit_gallery` of a gallery matrix (anything with ``vectors`` and
-    ``starts``, e.g. :class:`~facever.gallery.search.SearchIndex`), remembered until its size changes."""
+    ``starts``, e.g. :class:`~facever.gallery.search.SearchIndex`), remembered until its size changes
+    (in galleries past the fit's sample of ``ADAPT_MAX_PEOPLE`` people: by more than 1 %)."""
     if gallery is None or getattr(gallery, "vectors", None) is None:
         return None
     key = (len(gallery.vectors), len(gallery.starts), id(data))
@@ -130,7 +131,8 @@ def gallery_fit(data: dict[str, Any], gallery: Any) -> osm.GalleryFit | None:
         cached = _FITS.get(gallery)
     except TypeError:                      # not weak-referenceable: no cache
         cached = None
-    if cached is not None and cached[0] == key:
+    if cached is not None and cached[0][2] == key[2] and (cached[0] == key or (
+            min(cached[0][1], key[1]) > osm.ADAPT_MAX_PEOPLE and abs(cached[0][1] - key[1]) <= 0.01 * key[1])):
         return cached[1]
     fit = osm.fit_gallery(data, gallery.vectors, gallery.starts)
     try:

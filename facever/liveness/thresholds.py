@@ -18,12 +18,13 @@ class LivenessThresholds:
     """What :func:`facever.liveness.decide` requires of a capture.
 
     Attributes:
-        parallax: smallest signed parallax across the turn (the canonical nose ``dx`` at the
-            image-right turn minus at the image-left turn, template IOD units; a live head gives
-            ≈ 0.2–0.5, a flat photo ≈ 0 ± detector noise). Calibrated.
+        parallax: smallest parallax of every turn: the move of the canonical nose ``dx`` from the
+            frontal frames to the turn's peak, in the turn's direction, template IOD units (a live head
+            turned 30° gives ≈ 0.25–0.3, a flat photo ≈ 0 ± detector drift). Calibrated.
         turn_yaw: a turn is seen when the yaw proxy moves this far from the first frame's (frame IOD;
-            0.2 ≈ a 24° head turn). A live head's parallax is about 0.9 × its yaw range, so the turns
-            must be large enough for the parallax to clear its threshold.
+            0.25 ≈ a 29° head turn). A live head's parallax grows with its turn (≈ 0.9 × the yaw
+            change), so the turns asked for must be large enough for it to clear ``parallax``.
+        max_start_yaw: the first usable frame must face the camera: yaw proxy within ± this.
         return_fraction: a turn ends when the yaw proxy comes back within ``return_fraction ×
             turn_yaw`` of the first frame's (hysteresis: noise does not split or merge turns).
         peak_fraction: frames within this fraction of a turn's largest yaw change all count as its
@@ -37,8 +38,9 @@ class LivenessThresholds:
             None: the verifier's τ.
     """
 
-    parallax: float = 0.12
-    turn_yaw: float = 0.2
+    parallax: float = 0.2
+    turn_yaw: float = 0.25
+    max_start_yaw: float = 0.15
     return_fraction: float = 0.5
     peak_fraction: float = 0.8
     min_iod_px: float = 24.0

@@ -25,6 +25,7 @@ import numpy as np
 from facever.open_set.adaptive import adapted_threshold, fit_gallery
 from facever.open_set.calibration import impostor_distribution
 from facever.open_set.common import DEFAULT_FPIR, _sim_to_dist
+from facever.open_set.thresholds import threshold_for_gallery
 
 #: Fewest people (with at least one face) a user calibration accepts.
 MIN_PEOPLE = 24
@@ -44,15 +45,17 @@ def _nearest(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     return out
 
 
-def _held_out(x: np.ndarray, y: np.ndarray, cal: dict[str, Any], rng: np.random.Generator,
-              repeats: int) -> list[dict[str, Any]]:
-    """False accepts per gallery size and target on people ``(x, y)`` that ``cal`` never saw."""
+def _held_out(x: np.ndarray, y: np.ndarray, cal: dict[str, Any], rng: np.random.Generator, repeats: int,
+              reference: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """False accepts per gallery size and target on people ``(x, y)`` that ``cal`` never saw (and
+    with the ``reference`` data, e.g. the bundle's own, on the same galleries)."""
+    cals = {"user": cal, **({"reference": reference} if reference else {})}
     people = np.unique(y)
     rows_of = {p: np.flatnonzero(y == p) for p in people}
     n_max = len(people) - max(len(people) // 4, 2)
     out = []
     for size in [s for s in _SIZES if s < n_max] + [n_max]:
-        counts = {t: [0, 0] for t in _TARGETS}
+        counts = {(c, t): [0, 0] for c in cals for t in _TARGETS}
         strangers_seen: set[int] = set()
         for _ in range(repeats if size < 100 else max(2, repeats // 10)):
             chosen = rng.choice(people, size, replace=False)
@@ -62,37 +65,50 @@ def _held_out(x: np.ndarray, y: np.ndarray, cal: dict[str, Any], rng: np.random.
             strangers = np.flatnonzero(~np.isin(y, chosen))
             strangers_seen.update(strangers.tolist())
             dist = _nearest(x[strangers], gallery)
-            fit = fit_gallery(cal, gallery, starts)
-            for t in _TARGETS:
-                thr, _ = adapted_threshold(cal, fit, len(gallery), size, t)
-                counts[t][0] += int((dist <= thr).sum())
-                counts[t][1] += len(dist)
+            for c, data in cals.items():
+                fit = fit_gallery(data, gallery, starts)
+                for t in _TARGETS:
+                    thr, _ = adapted_threshold(data, fit, len(gallery), size, t)
+                    counts[c, t][0] += int((dist <= thr).sum())
+                    counts[c, t][1] += len(dist)
         out.append({"people": size, "stranger_photos": len(strangers_seen),
-                    **{f"{t:g}": {"false_accepts": c[0], "stranger_probes": c[1]} for t, c in counts.items()}})
+                    **{f"{c}@{t:g}": {"false_accepts": v[0], "stranger_probes": v[1]} for (c, t), v in counts.items()}})
     return out
+
+
+def _pooled(rows: list[dict[str, Any]], key: str) -> float | None:
+    if key not in rows[0]:
+        return None
+    return sum(r[key]["false_accepts"] for r in rows) / max(sum(r[key]["stranger_probes"] for r in rows), 1)
 
 
 def _summary(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Pool the two halves per size; FPIR ÷ target where the strangers can resolve the target."""
-    cells, sizes = [], []
+    cells: dict[str, list] = {"user": [], "reference": []}
+    sizes = []
     for k in range(min(len(r) for r in runs)):
         rows = [r[k] for r in runs]
         photos = min(r["stranger_photos"] for r in rows)
         entry: dict[str, Any] = {"people": rows[0]["people"], "stranger_photos": photos}
         for t in _TARGETS:
-            fa = sum(r[f"{t:g}"]["false_accepts"] for r in rows)
-            n = sum(r[f"{t:g}"]["stranger_probes"] for r in rows)
-            entry[f"fpir@{t:g}"] = fa / max(n, 1)
-            if photos >= 3 / t:
-                cells.append((rows[0]["people"], t, fa / max(n, 1) / t))
+            for c in cells:
+                fpir = _pooled(rows, f"{c}@{t:g}")
+                if fpir is None:
+                    continue
+                entry[f"fpir@{t:g}" if c == "user" else f"bundle_fpir@{t:g}"] = fpir
+                if photos >= 3 / t:
+                    cells[c].append((rows[0]["people"], t, fpir / t))
         sizes.append(entry)
     spread: dict[str, Any] = {"measured_by": "facever calibrate --open-set (two held-out halves of the user's people)",
                               "fpir_targets": list(_TARGETS), "sizes": sizes}
-    if cells:
-        worst = max(cells, key=lambda c: c[2])
-        spread.update(ratio_min=round(min(c[2] for c in cells), 3), ratio_max=round(worst[2], 3),
-                      worst=f"{worst[0]} people, target {worst[1]:.1%}",
-                      **{"over_1.5x": sorted({f"{p} people ({t:.1%})" for p, t, r in cells if r > 1.5})})
+    mine = cells["user"]
+    if mine:
+        worst = max(mine, key=lambda c: c[2])
+        spread.update({"ratio_min": round(min(c[2] for c in mine), 3), "ratio_max": round(worst[2], 3),
+                       "worst": f"{worst[0]} people, target {worst[1]:.1%}",
+                       "over_1.5x": sorted({f"{p} people ({t:.1%})" for p, t, r in mine if r > 1.5})})
+        if cells["reference"]:
+            spread["bundle_ratio_max"] = round(max(c[2] for c in cells["reference"]), 3)
     else:
         spread.update(ratio_min=None, ratio_max=None, worst=None,
                       note=f"too few stranger photos to resolve a {_TARGETS[0]:.0%} rate (need {3 / _TARGETS[0]:.0f})")
@@ -101,7 +117,7 @@ def _summary(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
 
 def calibrate_population(embeddings: np.ndarray, labels: np.ndarray, *, default_fpir: float = DEFAULT_FPIR,
                          description: str = "", repeats: int = 50, seed: int = 0,
-                         min_people: int = MIN_PEOPLE) -> dict[str, Any]:
+                         min_people: int = MIN_PEOPLE, reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fit open-set data on a user's people and measure its FPIR on held-out halves of them.
 
     Args:
@@ -112,10 +128,14 @@ def calibrate_population(embeddings: np.ndarray, labels: np.ndarray, *, default_
         repeats: random galleries per size below 100 people in the held-out check.
         seed: for the halves, galleries and subsamples.
         min_people: refuse with fewer people with a face.
+        reference: open-set data to measure on the same held-out galleries for comparison (the
+            bundle's own): ``bundle_fpir@...`` per size and ``bundle_ratio_max``.
     Returns:
         :func:`~facever.open_set.impostor_distribution`'s dict fitted on everyone, plus ``origin``
         (``"user-calibrated"``) and ``transfer["user-calibrated"]``: ``ratio_min``/``ratio_max``
-        (measured FPIR ÷ target on the held-out halves), ``worst``, ``sizes`` (per gallery size).
+        (measured FPIR ÷ target on the held-out halves), ``worst``, ``sizes`` (per gallery size), and
+        ``promise``: the FPIR the data can promise at the target for 10 people with 3 faces each
+        (above the target when the people are too few to resolve it).
     Raises:
         TooFewPeopleError: fewer than ``min_people`` people with a face.
     """
@@ -135,9 +155,12 @@ def calibrate_population(embeddings: np.ndarray, labels: np.ndarray, *, default_
     runs = []
     for fit_on, test_on in ((halves[0], halves[1]), (halves[1], halves[0])):
         cal = impostor_distribution(x[fit_on], y[fit_on], default_fpir=default_fpir, seed=seed)
-        runs.append(_held_out(x[test_on], y[test_on], cal, rng, repeats))
+        runs.append(_held_out(x[test_on], y[test_on], cal, rng, repeats, reference))
     data = impostor_distribution(x, y, default_fpir=default_fpir, seed=seed,
                                  description=description or f"user calibration: {len(people)} people, {len(x)} faces")
     data["origin"] = "user-calibrated"
     data["transfer"] = {"user-calibrated": _summary(runs)}
+    _, promise = threshold_for_gallery(data, 30, 10, default_fpir)
+    data["transfer"]["user-calibrated"]["promise"] = {"people": 10, "faces": 30, "fpir_target": default_fpir,
+                                                      "expected_fpir": round(float(promise), 6)}
     return data

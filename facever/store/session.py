@@ -232,9 +232,10 @@ class Database:
             yield session
 
     @contextmanager
-    def connection(self, write: bool = False) -> Iterator[Connection]:
-        """A Core connection in one transaction (``write``: taking the write lock first on SQLite)."""
-        engine = self._write_engine if write else self.engine
+    def connection(self, write: bool = False, snapshot: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction (``write``: taking the write lock first on SQLite;
+        ``snapshot``: one snapshot for every statement, as :meth:`read`)."""
+        engine = self._write_engine if write else self._snapshot_engine if snapshot else self.engine
         with self.errors(), engine.connect() as conn, conn.begin():
             yield conn
 

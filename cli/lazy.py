@@ -1,0 +1,187 @@
+"""A typer group that imports a command's module only when that command runs.
+
+``facever verify`` should not pay for ``calibrate``'s or ``serve``'s imports, and ``facever --help``
+should not import any command module: :class:`LazyGroup` holds a placeholder per registered command
+(its one-line summary, kept beside the registry in ``app.py``) and swaps in the real command the first
+time it is resolved. The help listing uses the placeholders.
+
+:func:`light_coercion` keeps pydantic off the common paths: typer ≥ 0.2x converts every argument
+value through a pydantic ``TypeAdapter`` (≈ 0.1 s of imports and schema building per cold process).
+For plain values that convert without error (``str``, ``int``/``float`` in range, ``pathlib.Path``,
+lists of those) it converts them directly; anything else (an error, a choice, a file, a custom parser,
+a typer version without these internals) goes through typer's own conversion, so messages and
+behaviour of every other case are typer's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, get_args, get_origin
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A registered command: ``attribute`` of ``facever_cli.<module>`` is a command function or a
+    ``typer.Typer`` (a command group); ``summary`` is its one-line help shown by ``facever --help``."""
+
+    module: str
+    attribute: str
+    summary: str
+
+    def load(self, name: str, package: str) -> Any:
+        """Import the module and build the click command (a group for a ``typer.Typer``)."""
+        target = getattr(importlib.import_module(f"{package}.{self.module}"), self.attribute)
+        if isinstance(target, typer.Typer):
+            command = typer.main.get_group(target)
+            command.name = name
+        else:
+            single = typer.Typer(add_completion=False)
+            single.command(name)(target)
+            command = typer.main.get_command(single)
+        light_coercion(command)
+        return command
+
+
+class _Placeholder(TyperCommand):
+    """Stands for a command not imported yet: its name and summary, for help listings."""
+
+    def __init__(self, name: str, spec: LazyCommand) -> None:
+        super().__init__(name, help=spec.summary, short_help=spec.summary)
+        self.spec = spec
+
+
+class LazyGroup(TyperGroup):
+    """A :class:`typer.core.TyperGroup` whose lazily registered commands load on first use.
+
+    Subclasses (or :func:`lazy_group`) set :attr:`lazy_commands` (name → :class:`LazyCommand`, in the
+    order ``--help`` lists them) and :attr:`package` (where the modules live). Commands registered the
+    usual typer way (``app.command(...)``) work too; they are simply loaded eagerly.
+    """
+
+    lazy_commands: dict[str, LazyCommand] = {}
+    package: str = ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for command in self.commands.values():
+            light_coercion(command)
+        eager = dict(self.commands)
+        self.commands.clear()
+        for name, spec in self.lazy_commands.items():
+            self.commands[name] = eager.pop(name, None) or _Placeholder(name, spec)
+        self.commands.update(eager)
+        self._listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, _Placeholder) and not self._listing:
+            command = self.commands[cmd_name] = command.spec.load(cmd_name, self.package)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True  # list the placeholders: no command module is imported for --help
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def lazy_group(commands: dict[str, LazyCommand], package: str) -> type[LazyGroup]:
+    """A :class:`LazyGroup` subclass for ``typer.Typer(cls=...)`` holding ``commands``."""
+    return type("FaceverGroup", (LazyGroup,), {"lazy_commands": dict(commands), "package": package})
+
+
+# ---- argument conversion without pydantic -----------------------------------------------------------
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class _Unsupported(Exception):
+    """This value or annotation is left to typer's own conversion."""
+
+
+class _LightRuntimeParam:
+    """typer's per-parameter converter (``coerce(value, param, ctx)``) for plain values; any other
+    value is handed to the converter typer would have built (pydantic)."""
+
+    def __init__(self, descriptor: Any) -> None:
+        self.descriptor = descriptor
+        self._typer = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        try:
+            return self._convert(value, param)
+        except _Unsupported:
+            pass
+        if self._typer is None:
+            from typer._coercion import build_runtime_param
+
+            self._typer = build_runtime_param(self.descriptor)
+        return self._typer.coerce(value, param=param, ctx=ctx)
+
+    def _convert(self, value: Any, param: Any) -> Any:
+        multi = bool(param.multiple) or param.nargs == -1
+        if value is None:
+            return () if multi else None
+        annotation = self.descriptor.annotation
+        if not multi:
+            return self._leaf(value, annotation, param)
+        if get_origin(annotation) is not list or isinstance(value, (str, bytes)):
+            raise _Unsupported
+        (item,) = get_args(annotation)
+        return [self._leaf(v, item, param) for v in value]
+
+    def _leaf(self, value: Any, annotation: Any, param: Any) -> Any:
+        info = self.descriptor.parameter_info
+        if annotation is bool and isinstance(value, bool):
+            return value
+        if not isinstance(value, str):
+            raise _Unsupported
+        if annotation is str:
+            return value
+        if annotation is int or annotation is float:
+            if getattr(info, "clamp", False) or not (_INT if annotation is int else _FLOAT).fullmatch(value):
+                raise _Unsupported
+            number = annotation(value)
+            if (info.min is not None and number < info.min) or (info.max is not None and number > info.max):
+                raise _Unsupported  # typer's own message
+            return number
+        if isinstance(annotation, type) and issubclass(annotation, Path):
+            path_type = getattr(info, "path_type", None) or annotation
+            if not (isinstance(path_type, type) and issubclass(path_type, Path)):
+                raise _Unsupported
+            from typer._param_types import coerce_cli_path  # exists, readable, ... checks (no pydantic for a Path)
+
+            return coerce_cli_path(path_type(value), info, path_type=path_type, param=param)
+        raise _Unsupported
+
+
+def _simple(descriptor: Any) -> bool:
+    if getattr(descriptor, "file_annotation", None) is not None or getattr(descriptor, "is_choice", False):
+        return False
+    info = descriptor.parameter_info
+    return getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
+
+
+def light_coercion(command: Any) -> None:
+    """Give every plain parameter of ``command`` (and of its subcommands) the pydantic-free
+    converter. A no-op for parameters whose converter typer already built, and for typer versions
+    without per-parameter converters."""
+    for param in _params(command):
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", 0) is not None or not _simple(descriptor):
+            continue
+        param._runtime_param = _LightRuntimeParam(descriptor)
+
+
+def _params(command: Any) -> Iterable[Any]:
+    yield from getattr(command, "params", ())
+    for sub in getattr(command, "commands", {}).values():
+        if not isinstance(sub, _Placeholder):
+            yield from _params(sub)

@@ -1,0 +1,205 @@
+"""Webcam clips for the liveness tests of the web page: a live head turning, and a photo tilted.
+
+There is no video of a real head here, so one is rendered: Eileen Collins' photo (scikit-image's
+``astronaut``, public domain) is mapped onto a head-like relief and turned left and right in front of
+a pinhole camera.
+
+* :class:`HeadRelief`: the photo on a height field (an ellipsoid for the head, a ridge and a tip for
+  the nose), placed with facever's own MTCNN landmarks; :meth:`HeadRelief.render` turns it about a
+  vertical axis through the head and forward-projects every (supersampled) texel with a z-buffer.
+  ``flat=True`` gives the same photo with no relief (a print turned as a rigid plane).
+* :func:`tilted_print`: the photo as a flat print turned about its vertical axis with
+  ``cv2.warpPerspective`` (the classic print attack).
+* :func:`turn_yaws` / :func:`clip`: a clip's timeline (frontal, then each step's turn and return),
+  frame by frame, for either challenge order; :func:`write_y4m_clip` writes what Chromium's fake
+  camera plays (``--use-file-for-fake-video-capture``).
+
+Camera conventions follow ``benchmarks/liveness_render.py``: camera at the origin looking along +z,
+x right, y down, pixels ``(x, y)``. Directions in a challenge are the subject's own: the subject
+turning to *their* left moves the nose towards the image right of an unmirrored camera.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+import service_photos as photos
+
+#: Frame size of the clips (pixels) and the part of the astronaut photo they show, scaled ×2.
+WIDTH, HEIGHT = 640, 480
+CROP = (63, 0, 383, 240)  # x0, y0, x1, y1 in the 512 × 512 photo: the face in the middle
+#: Yaw of a turn, degrees (a clear head turn: the yaw proxy moves by ~0.3 frame IOD).
+TURN_DEG = 36.0
+
+
+def frame_photo() -> np.ndarray:
+    """The astronaut photo cropped around the face and scaled to ``(HEIGHT, WIDTH, 3)`` uint8 RGB."""
+    x0, y0, x1, y1 = CROP
+    return cv2.resize(photos.astronaut_rgb()[y0:y1, x0:x1], (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+
+
+@functools.lru_cache(maxsize=None)
+def frame_landmarks() -> np.ndarray:
+    """facever's MTCNN landmarks of :func:`frame_photo`: ``(5, 2)`` pixels (eyes, nose, mouth corners)."""
+    from facever.detection import default_detector
+
+    faces = default_detector().detect(frame_photo())
+    if not faces:
+        raise RuntimeError("MTCNN found no face in the astronaut photo")
+    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    return np.asarray(face.landmarks, np.float64)
+
+
+@dataclass(frozen=True)
+class Relief:
+    """Shape of the head in units of the inter-ocular distance (IOD), measured from the landmarks.
+
+    Attributes:
+        half_width / half_height: semi-axes of the head ellipse in the image plane.
+        depth: how far the ellipsoid's front stands out of the photo plane.
+        nose: how far the nose tip stands out of the ellipsoid's surface.
+        nose_width: Gaussian width (σ) of the nose ridge.
+    """
+
+    half_width: float = 1.3
+    half_height: float = 1.75
+    depth: float = 1.3
+    nose: float = 0.4
+    nose_width: float = 0.14
+
+
+class HeadRelief:
+    """The photo mapped onto a head-shaped height field, rendered turned by a pinhole camera.
+
+    Args:
+        texture: ``(H, W, 3)`` uint8 RGB, the photo as the camera sees it from the front.
+        landmarks: ``(5, 2)`` pixel landmarks of the face in ``texture``.
+        relief: the shape (:class:`Relief`); ``flat=True`` keeps the photo plane (no relief).
+        distance_iod: camera distance in IOD (8 ≈ 50 cm for an adult).
+        supersample: texels per pixel along each axis (2: no holes for turns up to ~45°).
+    """
+
+    def __init__(self, texture: np.ndarray, landmarks: np.ndarray, relief: Relief = Relief(), flat: bool = False,
+                 distance_iod: float = 8.0, supersample: int = 2) -> None:
+        self.h, self.w = texture.shape[:2]
+        lm = np.asarray(landmarks, np.float64)
+        iod = float(np.linalg.norm(lm[1] - lm[0]))
+        eyes, mouth = (lm[0] + lm[1]) / 2, (lm[3] + lm[4]) / 2
+        # the head ellipse: from ~1.2 IOD above the eyes to ~0.9 IOD below the mouth
+        centre = np.array([(eyes[0] + mouth[0]) / 2, (eyes[1] - 1.2 * iod + mouth[1] + 0.9 * iod) / 2])
+        pad = self.w // 4  # texels beyond the frame (edge replicated) so a turn exposes no void
+        s = supersample
+        tex = cv2.copyMakeBorder(texture, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        tex = cv2.resize(tex, (tex.shape[1] * s, tex.shape[0] * s), interpolation=cv2.INTER_LINEAR)
+        v, u = np.mgrid[0:tex.shape[0], 0:tex.shape[1]].astype(np.float64)
+        u, v = (u + 0.5) / s - 0.5 - pad, (v + 0.5) / s - 0.5 - pad  # frame pixel coordinates
+        height = np.zeros_like(u) if flat else self._height(u, v, centre, eyes, lm[2], iod, relief)
+        self.colours = tex.reshape(-1, 3)
+        self.u, self.v, self.height = u.ravel(), v.ravel(), height.ravel()
+        self.axis_x = float(centre[0])
+        self.distance = distance_iod * iod  # pixels; the focal length equals it (frontal scale 1:1)
+        self.iod = iod
+
+    @staticmethod
+    def _height(u: np.ndarray, v: np.ndarray, centre: np.ndarray, eyes: np.ndarray, nose: np.ndarray, iod: float,
+                r: Relief) -> np.ndarray:
+        """Height above the photo plane, pixels: ellipsoid + nose ridge (eye line → tip) + tip."""
+        q = ((u - centre[0]) / (r.half_width * iod)) ** 2 + ((v - centre[1]) / (r.half_height * iod)) ** 2
+        head = r.depth * iod * np.sqrt(np.clip(1.0 - q, 0.0, None))
+        # the ridge: distance to the segment from just below the eye line to the nose tip
+        a = eyes + np.array([0.0, 0.15 * iod])
+        ab = nose - a
+        t = np.clip(((u - a[0]) * ab[0] + (v - a[1]) * ab[1]) / float(ab @ ab), 0.0, 1.0)
+        d2 = (u - a[0] - t * ab[0]) ** 2 + (v - a[1] - t * ab[1]) ** 2
+        sigma = r.nose_width * iod
+        ridge = r.nose * iod * (0.35 + 0.65 * t) * np.exp(-d2 / (2 * sigma ** 2))
+        tip = 0.25 * r.nose * iod * np.exp(-((u - nose[0]) ** 2 + (v - nose[1]) ** 2) / (2 * (1.6 * sigma) ** 2))
+        return head + np.where(q < 1.0, ridge + tip, 0.0)
+
+    def render(self, yaw_deg: float) -> np.ndarray:
+        """The relief turned by ``yaw_deg`` about the vertical axis through the head, as the camera
+        sees it: ``(H, W, 3)`` uint8 RGB. Positive yaw moves the nose towards the image *left*
+        (the subject turning to their right, in an unmirrored camera)."""
+        th = np.radians(yaw_deg)
+        x = self.u - self.axis_x
+        z = -self.height  # relative to the photo plane at depth `distance`; the relief is nearer the camera
+        xr = x * np.cos(th) + z * np.sin(th)
+        zr = self.distance - x * np.sin(th) + z * np.cos(th)
+        f = self.distance
+        cx, cy = self.w / 2.0, self.h / 2.0
+        px = np.rint(cx + f * (xr + self.axis_x - cx) / zr).astype(np.int64)
+        py = np.rint(cy + f * (self.v - cy) / zr).astype(np.int64)
+        ok = (px >= 0) & (px < self.w) & (py >= 0) & (py < self.h)
+        idx, depth, colours = (py * self.w + px)[ok], zr[ok], self.colours[ok]
+        order = np.argsort(-depth, kind="stable")  # far first: the nearest texel is written last
+        out = np.zeros((self.h * self.w, 3), np.uint8)
+        hit = np.zeros(self.h * self.w, bool)
+        out[idx[order]] = colours[order]
+        hit[idx] = True
+        out = out.reshape(self.h, self.w, 3)
+        holes = (~hit).reshape(self.h, self.w).astype(np.uint8)
+        return cv2.inpaint(out, holes, 2, cv2.INPAINT_TELEA) if holes.any() else out
+
+
+def tilted_print(yaw_deg: float, texture: np.ndarray | None = None) -> np.ndarray:
+    """The photo as a flat print turned by ``yaw_deg`` about its vertical axis (``cv2.warpPerspective``
+    of a pinhole view of a plane): ``(H, W, 3)`` uint8 RGB, edges replicated. Positive yaw brings the
+    print's right edge nearer the camera."""
+    tex = frame_photo() if texture is None else texture
+    h, w = tex.shape[:2]
+    f = 1.2 * w  # pinhole focal, pixels; the print at distance f fills the frame when frontal
+    th = np.radians(yaw_deg)
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    x = corners[:, 0] - w / 2
+    xr, zr = x * np.cos(th), f - x * np.sin(th)
+    dst = np.stack([w / 2 + f * xr / zr, h / 2 + f * (corners[:, 1] - h / 2) / zr], axis=1).astype(np.float32)
+    m = cv2.getPerspectiveTransform(corners, dst)
+    return cv2.warpPerspective(tex, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def turn_yaws(steps: Sequence[str], fps: float = 10.0, lead_s: float = 1.6, ramp_s: float = 0.4,
+              hold_s: float = 1.0, rest_s: float = 0.4, tail_s: float = 3.0, turn_deg: float = TURN_DEG) -> list[float]:
+    """The head's yaw (degrees, :meth:`HeadRelief.render`'s sign) at each frame of a clip: frontal for
+    ``lead_s``, then per step a turn (ramp, hold, ramp back, rest), then frontal for ``tail_s``.
+    ``steps`` are the subject's directions (``"left"``: nose to the image right, negative yaw)."""
+    sign = {"left": -1.0, "right": 1.0}
+    seq = [0.0] * round(lead_s * fps)
+    ramp = [turn_deg * (1 - np.cos(np.pi * (i + 1) / round(ramp_s * fps))) / 2 for i in range(round(ramp_s * fps))]
+    for step in steps:
+        s = sign[step]
+        seq += [s * a for a in ramp] + [s * turn_deg] * round(hold_s * fps) + [s * a for a in ramp[::-1][1:]] + [0.0]
+        seq += [0.0] * max(0, round(rest_s * fps) - 1)
+    return seq + [0.0] * round(tail_s * fps)
+
+
+def clip(steps: Sequence[str], kind: str = "head", fps: float = 10.0) -> list[np.ndarray]:
+    """Frames of a clip answering ``steps``: ``kind`` ``"head"`` (the relief turning), ``"flat"`` (the
+    same renderer, no relief) or ``"print"`` (:func:`tilted_print`; a print cannot really turn
+    left and right for the subject, it is turned by the same yaws). ``(HEIGHT, WIDTH, 3)`` uint8 RGB."""
+    yaws = turn_yaws(steps, fps)
+    if kind == "print":
+        cache = {y: tilted_print(y) for y in set(yaws)}
+    else:
+        relief = HeadRelief(frame_photo(), frame_landmarks(), flat=kind == "flat")
+        cache = {y: relief.render(y) for y in set(yaws)}
+    return [cache[y] for y in yaws]
+
+
+def write_y4m_clip(path: Path, frames: Sequence[np.ndarray], fps: int = 10) -> None:
+    """Write RGB uint8 frames ``(H, W, 3)`` (H, W even, all the same size) as a 4:2:0 YUV4MPEG2 clip,
+    what Chromium's fake camera plays (it loops the clip)."""
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"4:2:0 needs an even width and height, not {w}×{h}")
+    tmp = Path(path).with_suffix(".part")
+    with open(tmp, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).tobytes())
+    tmp.replace(path)  # atomic: a camera opening the file meanwhile reads the old clip or the new one
