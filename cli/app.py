@@ -1,15 +1,36 @@
 """The ``facever`` command: a thin typer layer over the facever library.
 
-Each command group lives in its own module; this file only assembles them.
+Each command (or command group) lives in its own module, registered in :data:`COMMANDS` with the
+one-line summary ``facever --help`` shows; a module is imported only when its command runs
+(:mod:`.lazy`), so ``facever verify`` never pays for ``calibrate`` or ``serve``. To add a command:
+write ``cli/NAME.py`` and add a line here (a test checks every summary against the command's own help).
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import calibrate, db, enroll, evaluate, export, identify, people, reindex, serve, train
-from . import audit, keys
-from . import verify as verify_cmd
+from .lazy import LazyCommand, lazy_group
+
+#: name → (module, function or ``typer.Typer`` in it, one-line summary), in ``--help`` order.
+COMMANDS: dict[str, LazyCommand] = {name: LazyCommand(*spec) for name, spec in {
+    "verify": ("verify", "verify", "Decide whether two face images show the same person."),
+    "enroll": ("enroll", "enroll", "Enroll a person from photos, or many people from a folder."),
+    "identify": ("identify", "identify", "Identify every face in photos against the enrolled people."),
+    "embed": ("embed", "embed", "Embed every face of a folder of photos into one file (NPZ or Parquet), resumably."),
+    "reindex": ("reindex", "reindex", "Embed the stored crops of every enrolled face with the current model."),
+    "train": ("train", "train", "Train an encoder and write a calibrated bundle to --out/bundle."),
+    "evaluate": ("evaluate", "evaluate", "Evaluate a model on LFW (P1 View 1, P2 DevTest all pairs, P3 open-set, "
+                 "P4 View 2), or on your\nown folder-per-person photos with --data."),
+    "calibrate": ("calibrate", "calibrate", "Calibrate a model's threshold τ on labelled pairs and store it in the bundle."),
+    "export": ("export", "export", "Export a bundle's encoder to ONNX (encoder.onnx), checked against Keras, for the "
+               "light runtime."),
+    "audit": ("audit", "audit", "Show the audit log, newest first: enrolments, removals, renames, reindexing, API keys."),
+    "serve": ("serve", "serve", "Serve the HTTP API (/v1/...), the web page (/) and the API docs (/docs)."),
+    "people": ("people", "app", "Manage enrolled people: list, show, rename, remove."),
+    "db": ("db", "app", "Gallery database maintenance: upgrade, check, backup."),
+    "keys": ("keys", "app", "API keys of the HTTP service (facever serve): create, list, revoke."),
+}.items()}
 
 app = typer.Typer(
     name="facever",
@@ -17,22 +38,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=lazy_group(COMMANDS, __package__),
 )
-
-app.command("verify")(verify_cmd.verify)
-
-app.command("enroll")(enroll.enroll)
-app.command("identify")(identify.identify)
-app.add_typer(people.app, name="people")
-app.add_typer(db.app, name="db")
-app.command("reindex")(reindex.reindex)
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("calibrate")(calibrate.calibrate)
-app.command("export")(export.export)
-app.add_typer(keys.app, name="keys")
-app.command("audit")(audit.audit)
-app.command("serve")(serve.serve)
 
 
 def _show_version(value: bool) -> None:

@@ -6,19 +6,30 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: Exit code for errors (bad input, missing model, database trouble), like ``cmp``.
 EXIT_ERROR = 2
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def __getattr__(name: str) -> "Console":
+    """``out`` / ``err``: rich consoles on stdout / stderr, created on first use (importing rich costs
+    a cold ``facever verify --json`` or a one-line error time it does not need)."""
+    if name in ("out", "err"):
+        from rich.console import Console
+
+        console = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+        globals()[name] = console
+        return console
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model bundle directory (default: FACEVER_MODEL or the shipped model).")
@@ -35,6 +46,18 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_line(*parts: str | tuple[str, str]) -> None:
+    """Print one line made of plain strings and ``(text, rich style)`` pairs; text is never read as
+    markup. On a terminal (or with ``FORCE_COLOR``) rich styles it; to a pipe or file the plain text
+    is written without importing rich (a cold ``facever verify`` needs nothing else from it)."""
+    if sys.stdout.isatty() or os.environ.get("FORCE_COLOR"):
+        from rich.text import Text
+
+        __getattr__("out").print(Text.assemble(*parts))
+        return
+    sys.stdout.write("".join(p if isinstance(p, str) else p[0] for p in parts) + "\n")
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -47,7 +70,8 @@ def fail(message: str, code: int = EXIT_ERROR, as_json: bool = False) -> "typer.
     """Print a one-line error on stderr (and JSON on stdout if asked) and exit with ``code``."""
     if as_json:
         print_json({"error": message})
-    err.print(f"error: {message}", markup=False)
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
     raise typer.Exit(code)
 
 
@@ -76,8 +100,11 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[Progress]:
     """A rich progress bar on stderr (disabled for --json or when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = __getattr__("err")
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err,
-                        disable=not enabled or not err.is_terminal)
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                        disable=not enabled or not console.is_terminal)
     with progress:
         yield progress

@@ -69,8 +69,7 @@ class LazyGroup(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        for command in self.commands.values():
-            light_coercion(command)
+        light_coercion(self)  # its own options and the eagerly registered commands
         eager = dict(self.commands)
         self.commands.clear()
         for name, spec in self.lazy_commands.items():
@@ -116,7 +115,7 @@ class _LightRuntimeParam:
 
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
         try:
-            return self._convert(value, param)
+            return self._convert(value, param, ctx)
         except _Unsupported:
             pass
         if self._typer is None:
@@ -125,41 +124,48 @@ class _LightRuntimeParam:
             self._typer = build_runtime_param(self.descriptor)
         return self._typer.coerce(value, param=param, ctx=ctx)
 
-    def _convert(self, value: Any, param: Any) -> Any:
+    def _convert(self, value: Any, param: Any, ctx: Any) -> Any:
         multi = bool(param.multiple) or param.nargs == -1
         if value is None:
             return () if multi else None
         annotation = self.descriptor.annotation
         if not multi:
-            return self._leaf(value, annotation, param)
+            return self._leaf(value, annotation, param, ctx)
         if get_origin(annotation) is not list or isinstance(value, (str, bytes)):
             raise _Unsupported
         (item,) = get_args(annotation)
-        return [self._leaf(v, item, param) for v in value]
+        return [self._leaf(v, item, param, ctx) for v in value]
 
-    def _leaf(self, value: Any, annotation: Any, param: Any) -> Any:
+    def _leaf(self, value: Any, annotation: Any, param: Any, ctx: Any) -> Any:
         info = self.descriptor.parameter_info
-        if annotation is bool and isinstance(value, bool):
-            return value
-        if not isinstance(value, str):
+        if annotation is bool or annotation is str:
+            if type(value) is annotation:
+                return value
             raise _Unsupported
-        if annotation is str:
-            return value
         if annotation is int or annotation is float:
-            if getattr(info, "clamp", False) or not (_INT if annotation is int else _FLOAT).fullmatch(value):
-                raise _Unsupported
-            number = annotation(value)
-            if (info.min is not None and number < info.min) or (info.max is not None and number > info.max):
-                raise _Unsupported  # typer's own message
-            return number
-        if isinstance(annotation, type) and issubclass(annotation, Path):
+            return self._number(value, annotation, info)
+        if isinstance(annotation, type) and issubclass(annotation, Path) and isinstance(value, (str, Path)):
             path_type = getattr(info, "path_type", None) or annotation
             if not (isinstance(path_type, type) and issubclass(path_type, Path)):
                 raise _Unsupported
             from typer._param_types import coerce_cli_path  # exists, readable, ... checks (no pydantic for a Path)
 
-            return coerce_cli_path(path_type(value), info, path_type=path_type, param=param)
+            return coerce_cli_path(path_type(value), info, path_type=path_type, param=param, ctx=ctx)
         raise _Unsupported
+
+    @staticmethod
+    def _number(value: Any, annotation: type, info: Any) -> Any:
+        if getattr(info, "clamp", False):
+            raise _Unsupported
+        if type(value) is annotation or (annotation is float and type(value) is int):
+            number = annotation(value)
+        elif isinstance(value, str) and (_INT if annotation is int else _FLOAT).fullmatch(value):
+            number = annotation(value)
+        else:
+            raise _Unsupported
+        if (info.min is not None and number < info.min) or (info.max is not None and number > info.max):
+            raise _Unsupported  # typer's own message
+        return number
 
 
 def _simple(descriptor: Any) -> bool:
@@ -170,18 +176,32 @@ def _simple(descriptor: Any) -> bool:
 
 
 def light_coercion(command: Any) -> None:
-    """Give every plain parameter of ``command`` (and of its subcommands) the pydantic-free
-    converter. A no-op for parameters whose converter typer already built, and for typer versions
-    without per-parameter converters."""
-    for param in _params(command):
-        descriptor = getattr(param, "type_descriptor", None)
-        if descriptor is None or getattr(param, "_runtime_param", 0) is not None or not _simple(descriptor):
-            continue
+    """Give every plain parameter of ``command`` and of its loaded subcommands (their ``--help``
+    options included) the pydantic-free converter. A no-op for parameters whose converter typer
+    already built, and for typer versions without per-parameter converters."""
+    for cmd in _commands(command):
+        for param in cmd.params:
+            _install(param)
+        original = getattr(cmd, "get_help_option", None)
+        if original is not None and not getattr(original, "_light", False):
+            def get_help_option(ctx: Any, _original: Any = original) -> Any:
+                option = _original(ctx)  # built on first use; typer would convert its value through pydantic
+                if option is not None:
+                    _install(option)
+                return option
+
+            get_help_option._light = True  # type: ignore[attr-defined]
+            cmd.get_help_option = get_help_option
+
+
+def _install(param: Any) -> None:
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and getattr(param, "_runtime_param", 0) is None and _simple(descriptor):
         param._runtime_param = _LightRuntimeParam(descriptor)
 
 
-def _params(command: Any) -> Iterable[Any]:
-    yield from getattr(command, "params", ())
+def _commands(command: Any) -> Iterable[Any]:
+    yield command
     for sub in getattr(command, "commands", {}).values():
         if not isinstance(sub, _Placeholder):
-            yield from _params(sub)
+            yield from _commands(sub)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, fail, handle_errors, out, print_json
+from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, fail, handle_errors, print_json, print_line
 
 
 def verify(
@@ -94,18 +94,18 @@ def _report(result, labels: tuple[str, str], as_json: bool, liveness=None) -> No
         print_json(data)
         return
     if liveness is not None:
-        verdict = "[bold green]live[/]" if liveness.live else "[bold red]not live[/]"
-        out.print(f"{verdict}: {labels[0]}: {liveness.reason}")
+        verdict = ("live", "bold green") if liveness.live else ("not live", "bold red")
+        print_line(verdict, f": {labels[0]}: {liveness.reason}")
         par = liveness.checks.get("parallax", {})
         if par.get("value") is not None:
-            out.print(f"  turns seen {liveness.steps_seen}, parallax {par['value']:.3f} (live ≥ {par['threshold']:.3f})")
+            print_line(f"  turns seen {liveness.steps_seen}, parallax {par['value']:.3f} (live ≥ {par['threshold']:.3f})")
         if result is None:
             return
-    verdict = "[bold green]same person[/]" if result.same else "[bold red]different people[/]"
-    out.print(f"{verdict}: {labels[0]} vs {labels[1]}")
-    out.print(f"  distance  {result.distance:.4f}  ({'≤' if result.same else '>'} τ = {result.threshold:.4f})")
+    verdict = ("same person", "bold green") if result.same else ("different people", "bold red")
+    print_line(verdict, f": {labels[0]} vs {labels[1]}")
+    print_line(f"  distance  {result.distance:.4f}  ({'≤' if result.same else '>'} τ = {result.threshold:.4f})")
     if result.far is not None and result.frr is not None:
-        out.print(f"  at τ: false accept rate {result.far:.2%}, false reject rate {result.frr:.2%} (calibration pairs)")
+        print_line(f"  at τ: false accept rate {result.far:.2%}, false reject rate {result.frr:.2%} (calibration pairs)")
     if result.probability is not None:
-        out.print(f"  P(same person) = {result.probability:.3f}")
-    out.print(f"  model {result.model_version}", style="dim")
+        print_line(f"  P(same person) = {result.probability:.3f}")
+    print_line((f"  model {result.model_version}", "dim"))

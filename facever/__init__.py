@@ -8,7 +8,8 @@ Public API::
     facever.Gallery(...)              # enrolled people: enroll / identify / verify_person
 """
 
-from facever.api import FaceVerifier, VerifyResult, embed, verify
+from typing import TYPE_CHECKING
+
 from facever.errors import (
     DatabaseError,
     DuplicateIdentityError,
@@ -30,16 +31,27 @@ from facever.errors import (
     UnsupportedImageError,
 )
 
+if TYPE_CHECKING:
+    from facever.api import FaceVerifier, VerifyResult, embed, verify
+    from facever.gallery import Gallery
+
 __version__ = "0.3.0"
+
+_LAZY = {"FaceVerifier": "facever.api", "VerifyResult": "facever.api", "embed": "facever.api", "verify": "facever.api",
+         "Gallery": "facever.gallery"}
 
 
 def __getattr__(name: str):
-    """Load :class:`facever.gallery.Gallery` lazily (it imports SQLAlchemy)."""
-    if name == "Gallery":
-        from facever.gallery import Gallery
+    """Load the API (NumPy, OpenCV, onnxruntime) and :class:`facever.gallery.Gallery` (SQLAlchemy) on
+    first use: ``import facever.errors`` or an early error of a command stays cheap."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facever' has no attribute {name!r}")
+    import importlib
 
-        return Gallery
-    raise AttributeError(f"module 'facever' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "FaceVerifier", "VerifyResult", "embed", "verify",

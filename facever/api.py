@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from facever.embedding import AlignedFace, FaceEmbedder
 from facever.bundle import ModelBundle, load_bundle
 from facever.errors import ModelError, NoModelError
 from facever.matching import VerificationHead, distance
+
+if TYPE_CHECKING:
+    from facever.batch import ImageFaces
 
 NO_MODEL_HINT = "pass --model PATH (Python: FaceVerifier(model=PATH)) or set FACEVER_MODEL to a trained bundle"
 
@@ -100,6 +103,25 @@ class FaceVerifier:
         """The chosen face of ``image`` and its ``(D,)`` embedding."""
         aligned, emb = self.embedder.embed_image(image, policy=self.face_policy, name=name)
         return aligned[0], emb[0]
+
+    def embed_many(self, images: Iterable[Any], faces: Literal["all", "largest"] = "all", chunk: int = 16,
+                   workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[ImageFaces]:
+        """Embed every face (or the largest, ``faces="largest"``) of many images, in batches on all cores.
+
+        Args:
+            images: paths, encoded bytes or ``(H, W, 3)`` uint8 RGB arrays.
+            faces: ``"all"`` (largest first) or ``"largest"``.
+            chunk: images per detection / encoder batch.
+            workers: chunks processed at once (threads; default: one per core).
+            progress: ``progress(done, total)`` after each chunk.
+        Returns:
+            One :class:`facever.batch.ImageFaces` per input, in order: its faces (box, landmarks,
+            score, quality, ``(D,)`` unit embedding); an unreadable image has ``error`` set and no
+            faces (it is reported, never raised).
+        """
+        from facever.batch import iter_embed
+
+        return list(iter_embed(self.embedder, images, faces=faces, chunk=chunk, workers=workers, progress=progress))
 
     def compare(self, emb_a: np.ndarray, emb_b: np.ndarray, faces: list[dict[str, Any]] | None = None) -> VerifyResult:
         """Decide on two embeddings already computed by this model."""

@@ -105,10 +105,10 @@ def file_version(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def model_version(graph: Path, metadata: BundleMetadata) -> str:
-    """Version of a bundle: :func:`file_version` of its graph, folded with ``metadata.view_zooms``
-    when they differ from ``[1.0]`` (first 16 hex digits of a SHA-256)."""
-    version = file_version(graph)
+def model_version(graph: Path, metadata: BundleMetadata, digest: str | None = None) -> str:
+    """Version of a bundle: :func:`file_version` of its graph (``digest`` when the caller has it),
+    folded with ``metadata.view_zooms`` when they differ from ``[1.0]`` (first 16 hex digits of a SHA-256)."""
+    version = digest or file_version(graph)
     zooms = [float(z) for z in metadata.view_zooms]
     if zooms == [1.0]:
         return version
@@ -182,6 +182,7 @@ def load_bundle(directory: str | os.PathLike[str], threads: int | None = None) -
     if not graph.is_file():
         raise NoModelError(f"{directory}: no exported encoder here (missing {ENCODER_FILE}); "
                            "run `facever export` on a bundle trained with facever[train]")
-    encoder = OnnxEncoder(graph, threads=threads)
+    digest = file_version(graph)  # hashed once: the version, and the key of the graph's optimised copy
+    encoder = OnnxEncoder(graph, threads=threads, digest=digest)
     encoder.load()  # a corrupt graph fails here, naming the file, not at the first face
-    return ModelBundle(encoder, metadata, model_version(graph, metadata), directory)
+    return ModelBundle(encoder, metadata, model_version(graph, metadata, digest), directory)

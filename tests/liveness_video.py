@@ -34,8 +34,13 @@ import service_photos as photos
 #: Frame size of the clips (pixels) and the part of the astronaut photo they show, scaled ×2.
 WIDTH, HEIGHT = 640, 480
 CROP = (63, 0, 383, 240)  # x0, y0, x1, y1 in the 512 × 512 photo: the face in the middle
-#: Yaw of a turn, degrees (a clear head turn: the yaw proxy moves by ~0.3 frame IOD).
-TURN_DEG = 36.0
+#: Yaw of a turn, degrees: the head sweeps from TURN_DEG - SWEEP_DEG to TURN_DEG + SWEEP_DEG while it
+#: holds the turn (a real head is never still; each frame gives MTCNN another chance). MTCNN's nose on
+#: this face saturates near a yaw proxy of 0.3–0.4 whatever the relief, and is erratic beyond 30°.
+TURN_DEG, SWEEP_DEG = 37.0, 6.0
+#: Yaw that faces the camera: Eileen Collins looks a little to her left in the photo (yaw proxy ≈ 0.04);
+#: a 3° turn back centres her (≈ 0.01), so both turns start from a frontal face.
+FRONT_DEG = 3.0
 
 
 def frame_photo() -> np.ndarray:
@@ -71,7 +76,7 @@ class Relief:
     half_height: float = 1.75
     depth: float = 1.3
     nose: float = 0.4
-    nose_width: float = 0.14
+    nose_width: float = 0.18
 
 
 class HeadRelief:
@@ -139,11 +144,14 @@ class HeadRelief:
         idx, depth, colours = (py * self.w + px)[ok], zr[ok], self.colours[ok]
         order = np.argsort(-depth, kind="stable")  # far first: the nearest texel is written last
         out = np.zeros((self.h * self.w, 3), np.uint8)
-        hit = np.zeros(self.h * self.w, bool)
+        zbuf = np.full(self.h * self.w, np.inf, np.float32)
         out[idx[order]] = colours[order]
-        hit[idx] = True
-        out = out.reshape(self.h, self.w, 3)
-        holes = (~hit).reshape(self.h, self.w).astype(np.uint8)
+        zbuf[idx[order]] = depth[order]
+        out, zbuf = out.reshape(self.h, self.w, 3), zbuf.reshape(self.h, self.w)
+        # holes: no texel landed, or one from a surface behind showed through a gap in a nearer one
+        # (its depth well beyond the nearest of its 3×3 neighbours): filled from around
+        nearest = cv2.erode(np.where(np.isfinite(zbuf), zbuf, 1e9).astype(np.float32), np.ones((3, 3), np.uint8))
+        holes = (~np.isfinite(zbuf) | (zbuf > nearest + 0.1 * self.iod)).astype(np.uint8)
         return cv2.inpaint(out, holes, 2, cv2.INPAINT_TELEA) if holes.any() else out
 
 
@@ -164,31 +172,49 @@ def tilted_print(yaw_deg: float, texture: np.ndarray | None = None) -> np.ndarra
 
 
 def turn_yaws(steps: Sequence[str], fps: float = 10.0, lead_s: float = 1.6, ramp_s: float = 0.4,
-              hold_s: float = 1.0, rest_s: float = 0.4, tail_s: float = 3.0, turn_deg: float = TURN_DEG) -> list[float]:
-    """The head's yaw (degrees, :meth:`HeadRelief.render`'s sign) at each frame of a clip: frontal for
-    ``lead_s``, then per step a turn (ramp, hold, ramp back, rest), then frontal for ``tail_s``.
-    ``steps`` are the subject's directions (``"left"``: nose to the image right, negative yaw)."""
+              hold_s: float = 1.0, rest_s: float = 0.4, tail_s: float = 1.5) -> list[float]:
+    """The head's yaw (degrees, :meth:`HeadRelief.render`'s sign) at each frame of a clip: frontal
+    (:data:`FRONT_DEG`) for ``lead_s``, then per step a turn (ramp, hold while sweeping ±:data:`SWEEP_DEG`
+    about :data:`TURN_DEG`, ramp back, rest), then frontal for ``tail_s``. ``steps`` are the subject's
+    directions (``"left"``: nose to the image right, negative yaw)."""
     sign = {"left": -1.0, "right": 1.0}
-    seq = [0.0] * round(lead_s * fps)
-    ramp = [turn_deg * (1 - np.cos(np.pi * (i + 1) / round(ramp_s * fps))) / 2 for i in range(round(ramp_s * fps))]
+    n_ramp, n_hold = round(ramp_s * fps), round(hold_s * fps)
+    low, high = TURN_DEG - SWEEP_DEG, TURN_DEG + SWEEP_DEG
+    ramp = [(1 - np.cos(np.pi * (i + 1) / (n_ramp + 1))) / 2 for i in range(n_ramp)]  # (0, 1), ends excluded
+    seq = [FRONT_DEG] * round(lead_s * fps)
     for step in steps:
         s = sign[step]
-        seq += [s * a for a in ramp] + [s * turn_deg] * round(hold_s * fps) + [s * a for a in ramp[::-1][1:]] + [0.0]
-        seq += [0.0] * max(0, round(rest_s * fps) - 1)
-    return seq + [0.0] * round(tail_s * fps)
+        turn = [FRONT_DEG + r * (s * low - FRONT_DEG) for r in ramp]
+        turn += [s * a for a in np.linspace(low, high, n_hold)]
+        turn += [FRONT_DEG + r * (s * high - FRONT_DEG) for r in ramp[::-1]]
+        seq += [round(float(y), 2) for y in turn] + [FRONT_DEG] * round(rest_s * fps)
+    return seq + [FRONT_DEG] * round(tail_s * fps)
+
+
+@functools.lru_cache(maxsize=2)
+def _relief(flat: bool) -> HeadRelief:
+    return HeadRelief(frame_photo(), frame_landmarks(), flat=flat)
+
+
+@functools.lru_cache(maxsize=256)
+def view(kind: str, yaw_deg: float) -> np.ndarray:
+    """One frame: ``kind`` ``"head"`` (the relief turned by ``yaw_deg``), ``"flat"`` (the same renderer,
+    no relief: a rigid print) or ``"print"`` (:func:`tilted_print`). ``(HEIGHT, WIDTH, 3)`` uint8 RGB;
+    cached (read-only)."""
+    if kind == "print":
+        img = tilted_print(yaw_deg)
+    elif kind in ("head", "flat"):
+        img = _relief(kind == "flat").render(yaw_deg)
+    else:
+        raise ValueError(f"kind must be head, flat or print, not {kind!r}")
+    img.setflags(write=False)
+    return img
 
 
 def clip(steps: Sequence[str], kind: str = "head", fps: float = 10.0) -> list[np.ndarray]:
-    """Frames of a clip answering ``steps``: ``kind`` ``"head"`` (the relief turning), ``"flat"`` (the
-    same renderer, no relief) or ``"print"`` (:func:`tilted_print`; a print cannot really turn
-    left and right for the subject, it is turned by the same yaws). ``(HEIGHT, WIDTH, 3)`` uint8 RGB."""
-    yaws = turn_yaws(steps, fps)
-    if kind == "print":
-        cache = {y: tilted_print(y) for y in set(yaws)}
-    else:
-        relief = HeadRelief(frame_photo(), frame_landmarks(), flat=kind == "flat")
-        cache = {y: relief.render(y) for y in set(yaws)}
-    return [cache[y] for y in yaws]
+    """Frames of a clip answering ``steps`` (:func:`turn_yaws`), each a :func:`view` of ``kind``; a
+    print cannot turn for the subject, it is turned about its vertical axis by the same yaws."""
+    return [view(kind, y) for y in turn_yaws(steps, fps)]
 
 
 def write_y4m_clip(path: Path, frames: Sequence[np.ndarray], fps: int = 10) -> None:

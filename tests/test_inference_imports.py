@@ -12,6 +12,11 @@ import pytest
 
 HEAVY = ("tensorflow", "keras", "mtcnn", "sklearn", "scipy", "tf2onnx")
 
+#: Also off the cold ``facever verify A B --json`` path (issue 20): typer's pydantic conversion, rich,
+#: the gallery's database stack, numpy's lazily imported masked arrays, other command modules.
+CLI_HEAVY = HEAVY + ("pydantic", "rich", "sqlalchemy", "alembic", "numpy.ma", "facever.gallery", "fastapi")
+CLI_MODULES = ("facever_cli", "facever_cli.app", "facever_cli.lazy", "facever_cli.common", "facever_cli.verify")
+
 SCRIPT = textwrap.dedent("""
     import json, sys, tempfile, os
     import facever
@@ -58,7 +63,9 @@ def test_cli_verify_is_quiet_and_light(tmp_path):
             main()
         except SystemExit as exc:
             code = exc.code
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+        heavy = sorted(m for m in sys.modules
+                       if any(m == h or m.startswith(h + ".") for h in {CLI_HEAVY!r})
+                       or (m.startswith("facever_cli") and m not in {CLI_MODULES!r}))
         sys.stdout.write("\\nHEAVY " + json.dumps([code, heavy]) + "\\n")
     """)
     out = subprocess.run([sys.executable, "-c", code, "verify", str(a), str(a), "--json"],

@@ -240,7 +240,8 @@ class PgVectorBackend:
     def status(self, model_version: str, dim: int) -> IndexStatus:
         """Search runs in the database; nothing is held here."""
         support = self.db.vector_support
-        n = self.counts(model_version, dim).n_faces
+        known = self._counts.get(model_version)  # the last search's gallery, else read now
+        n = known[1].n_faces if known is not None else self.counts(model_version, dim).n_faces
         index = (f"HNSW (m {pgvec.HNSW_M}, ef_construction {pgvec.HNSW_EF_CONSTRUCTION})" if support.index
                  else "no HNSW index (exact scan in the database)")
         return IndexStatus("pgvector", self.mode, "hnsw", None, "database", False,

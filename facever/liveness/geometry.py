@@ -49,7 +49,7 @@ def inter_ocular(landmarks: np.ndarray) -> float:
 def yaw_proxy(landmarks: np.ndarray) -> float:
     """Apparent yaw: offset of the nose tip from the eye midpoint along the eye axis, in frame IOD.
 
-    0 for a frontal face; for a head turned by θ it grows like ~0.45·tan θ (≈ 0.26 at 30°).
+    0 for a frontal face; for a head turned by θ it grows like ~0.5·tan θ (≈ 0.29 at 30°).
     Positive when the nose moves towards the image right, which in an unmirrored camera image is
     the subject turning to *their* left. Independent of roll and scale. A tilted photo changes it
     only through perspective and detector noise (issue 21: ≤ 0.21 at p99).

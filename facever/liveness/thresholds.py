@@ -18,11 +18,11 @@ class LivenessThresholds:
     """What :func:`facever.liveness.decide` requires of a capture.
 
     Attributes:
-        parallax: smallest parallax of every turn: the move of the canonical nose ``dx`` from the
-            frontal frames to the turn's peak, in the turn's direction, template IOD units (a live head
-            turned 30° gives ≈ 0.25–0.3, a flat photo ≈ 0 ± detector drift). Calibrated.
+        parallax: smallest parallax across the turns: the canonical nose ``dx`` at the image-right turn's
+            peak minus at the image-left turn's, template IOD units (a live head turned 35° each way
+            gives ≈ 0.6–0.8, a flat photo ≈ 0 ± detector drift, a concave print < 0). Calibrated.
         turn_yaw: a turn is seen when the yaw proxy moves this far from the first frame's (frame IOD;
-            0.25 ≈ a 29° head turn). A live head's parallax grows with its turn (≈ 0.9 × the yaw
+            0.3 ≈ a 30–35° head turn). A live head's parallax grows with its turn (≈ 0.9 × the yaw
             change), so the turns asked for must be large enough for it to clear ``parallax``.
         max_start_yaw: the first usable frame must face the camera: yaw proxy within ± this.
         return_fraction: a turn ends when the yaw proxy comes back within ``return_fraction ×
@@ -38,8 +38,8 @@ class LivenessThresholds:
             None: the verifier's τ.
     """
 
-    parallax: float = 0.2
-    turn_yaw: float = 0.25
+    parallax: float = 0.528  # the value benchmarks/liveness.py calibrated for the shipped model
+    turn_yaw: float = 0.3
     max_start_yaw: float = 0.15
     return_fraction: float = 0.5
     peak_fraction: float = 0.8

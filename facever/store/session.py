@@ -285,7 +285,8 @@ class Database:
     def _vector_setup_pending(self) -> bool:
         """PostgreSQL with the extension enabled in this database but without the column or index."""
         support = self.vector_support
-        return support.installed is not None and not (support.column and support.index)
+        return (support.installed is not None and pgvec.hnsw_capable(support.installed)
+                and not (support.column and support.index))
 
     # -- maintenance ----------------------------------------------------------------------------
     def checkpoint(self) -> None:

@@ -111,6 +111,11 @@ class VectorSupport:
         if self.usable:
             extra = "" if self.index else " (no HNSW index: every search scans; run `facever db upgrade`)"
             return f"pgvector {self.installed}: search runs in PostgreSQL{extra}"
+        if self.installed is not None:
+            if not hnsw_capable(self.installed):
+                return (f"pgvector {self.installed} has no HNSW index (0.5 or newer needed): search runs in memory "
+                        "(ALTER EXTENSION vector UPDATE, then `facever db upgrade`)")
+            return f"pgvector {self.installed} is enabled but the gallery lacks its column: run `facever db upgrade`"
         if self.available is None:
             return ("this PostgreSQL server has no pgvector extension: search runs in memory in each process "
                     "(install pgvector on the server, then `facever db upgrade`)")
@@ -121,6 +126,12 @@ class VectorSupport:
         """JSON-ready view."""
         return {"backend": self.backend, "available": self.available, "installed": self.installed,
                 "column": self.column, "index": self.index, "usable": self.usable, "note": self.note}
+
+
+def hnsw_capable(version: str) -> bool:
+    """Whether a pgvector version has the HNSW index (0.5.0 and newer)."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    return parts >= (0, 5)
 
 
 def vector_support(conn: Connection) -> VectorSupport:
@@ -156,6 +167,9 @@ def install(conn: Connection) -> VectorSupport:
         except Exception:  # no privilege: the database keeps byte-only storage
             savepoint.rollback()
             return vector_support(conn)
+        support = vector_support(conn)
+    if not hnsw_capable(support.installed or "0"):
+        return support
     if not support.column:
         conn.execute(text(f"ALTER TABLE embeddings ADD COLUMN {COLUMN} vector({VECTOR_DIM})"))
         backfill(conn)

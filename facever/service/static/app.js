@@ -1,9 +1,11 @@
-// facever web page: key field, model header, tabs, Verify and Identify. People lives in people.js.
+// facever web page: key field, model header, tabs, Verify and Identify. People lives in people.js,
+// "Verify me" (the liveness challenge) in live.js.
 // Server text (names, details) only ever goes into the page through textContent.
 
 import { getKey, setKey, requestJson } from "./api.js";
 import { PhotoSlot, stopCamera } from "./photo.js";
 import { initPeople, showPeople } from "./people.js";
+import { initLive, showLive } from "./live.js";
 import { $, say, pct, num } from "./ui.js";
 
 
@@ -57,11 +59,12 @@ function initKey() {
 function onKeyChanged() {
   loadModel();
   if (!document.getElementById("panel-people").hidden) showPeople();
+  if (!document.getElementById("panel-live").hidden) showLive();
 }
 
 // ───────────────────────── tabs ─────────────────────────
 
-const TABS = ["verify", "identify", "people"];
+const TABS = ["verify", "live", "identify", "people"];
 let currentTab = "";
 
 function selectTab(name, { focus = false } = {}) {
@@ -78,6 +81,7 @@ function selectTab(name, { focus = false } = {}) {
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   if (name === "people") showPeople();
+  if (name === "live") showLive();
 }
 
 function initTabs() {
@@ -259,6 +263,7 @@ window.addEventListener("drop", (e) => e.preventDefault());
 initKey();
 initVerify();
 initIdentify();
+initLive();
 initPeople();
 initTabs();
 loadModel();
