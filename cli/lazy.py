@@ -5,7 +5,7 @@ should not import any command module: :class:`LazyGroup` holds a placeholder per
 (its one-line summary, kept beside the registry in ``app.py``) and swaps in the real command the first
 time it is resolved. The help listing uses the placeholders.
 
-:func:`light_coercion` keeps pydantic off the common paths: typer ≥ 0.2x converts every argument
+:func:`light_coercion` keeps pydantic off the common paths: recent typer (0.29 here) converts every argument
 value through a pydantic ``TypeAdapter`` (≈ 0.1 s of imports and schema building per cold process).
 For plain values that convert without error (``str``, ``int``/``float`` in range, ``pathlib.Path``,
 lists of those) it converts them directly; anything else (an error, a choice, a file, a custom parser,

@@ -1,8 +1,10 @@
-"""Screenshots of the web page of ``facever serve`` (docs/screenshots/{verify,identify,people}.png).
+"""Screenshots of the web page of ``facever serve`` (docs/screenshots/{verify,identify,people,liveness}.png).
 
 Starts a real server on a free loopback port with a temporary gallery (tests/service_server.py),
 enrols the two sample people (Eileen Collins from scikit-image, Grace Hopper from matplotlib),
 and drives Debian's chromium with Playwright at 1280×800, each page with its results shown.
+"Verify me" runs the liveness challenge with Chromium's fake camera playing a rendered head turning
+(tests/liveness_video.py): liveness-turn.png during a turn, liveness.png with the results.
 
     python scripts/page_screenshots.py [--out docs/screenshots] [--chromium PATH]
 """
@@ -22,11 +24,14 @@ import httpx  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 import service_photos as photos  # noqa: E402
+from liveness_video import FakeCamera  # noqa: E402
 from page_photos import group_photo  # noqa: E402
 from service_server import running_server  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+        "--disable-sync", "--no-first-run", "--hide-scrollbars", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream"]
+NAMES = ("verify", "identify", "people", "liveness-turn", "liveness")
 
 
 def tid(name: str) -> str:
@@ -78,6 +83,25 @@ def shoot(page, url: str, files: dict[str, Path], out: Path) -> None:
     page.screenshot(path=str(out / "identify.png"))
 
 
+def shoot_liveness(page, url: str, camera: FakeCamera, out: Path) -> None:
+    """"Verify me" for Eileen Collins: a shot while she turns (the arrow), one with the results."""
+    page.route("**/v1/liveness/challenge", camera.answer_with("head"))
+    page.goto(f"{url}/#live")
+    page.fill(tid("live-person"), "Eileen Collins")
+    page.click(tid("live-start"))
+    expect(page.locator(tid("live-step"))).to_have_count(2)
+    page.wait_for_function("""() => {
+        const cue = document.querySelector('[data-testid=live-cue]');
+        const p = document.querySelector('[data-testid=live-progress]');
+        return cue && !cue.hidden && cue.dataset.step !== 'centre' && p.value > 0.3;
+    }""")
+    page.wait_for_timeout(700)  # well into the first turn
+    page.screenshot(path=str(out / "liveness-turn.png"))
+    expect(page.locator(tid("live-verify-verdict"))).to_have_text("Verified: Eileen Collins", timeout=90_000)
+    page.locator(tid("live-person")).blur()
+    page.screenshot(path=str(out / "liveness.png"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs")
@@ -91,16 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         files = write_photos(Path(tmp))
         # Eileen is enrolled through the API; Grace through the page (her report shows in people.png).
         enrol_over_http(srv.url, srv.admin_key, "Eileen Collins", files["eileen.jpg"], files["eileen-mirrored.jpg"])
+        camera = FakeCamera(Path(tmp) / "camera")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+            browser = p.chromium.launch(executable_path=args.chromium,
+                                        args=ARGS + [f"--use-file-for-fake-video-capture={camera.path}"])
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             expect.set_options(timeout=30_000)
             page.goto(f"{srv.url}/#verify")
             page.fill(tid("api-key"), srv.admin_key)
             page.click(tid("key-save"))
             shoot(page, srv.url, files, args.out)
+            shoot_liveness(page, srv.url, camera, args.out)
             browser.close()
-    for name in ("verify", "identify", "people"):
+    for name in NAMES:
         print(args.out / f"{name}.png")
     return 0
 

@@ -12,7 +12,8 @@ a pinhole camera.
   ``cv2.warpPerspective`` (the classic print attack).
 * :func:`turn_yaws` / :func:`clip`: a clip's timeline (frontal, then each step's turn and return),
   frame by frame, for either challenge order; :func:`write_y4m_clip` writes what Chromium's fake
-  camera plays (``--use-file-for-fake-video-capture``).
+  camera plays (``--use-file-for-fake-video-capture``), and :class:`FakeCamera` swaps that file for a
+  clip answering the challenge the server just issued.
 
 Camera conventions follow ``benchmarks/liveness_render.py``: camera at the origin looking along +z,
 x right, y down, pixels ``(x, y)``. Directions in a challenge are the subject's own: the subject
@@ -24,7 +25,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -106,7 +107,7 @@ class HeadRelief:
         u, v = (u + 0.5) / s - 0.5 - pad, (v + 0.5) / s - 0.5 - pad  # frame pixel coordinates
         height = np.zeros_like(u) if flat else self._height(u, v, centre, eyes, lm[2], iod, relief)
         self.colours = tex.reshape(-1, 3)
-        self.u, self.v, self.height = u.ravel(), v.ravel(), height.ravel()
+        self.u, self.v, self.height = (a.ravel().astype(np.float32) for a in (u, v, height))
         self.axis_x = float(centre[0])
         self.distance = distance_iod * iod  # pixels; the focal length equals it (frontal scale 1:1)
         self.iod = iod
@@ -142,7 +143,10 @@ class HeadRelief:
         py = np.rint(cy + f * (self.v - cy) / zr).astype(np.int64)
         ok = (px >= 0) & (px < self.w) & (py >= 0) & (py < self.h)
         idx, depth, colours = (py * self.w + px)[ok], zr[ok], self.colours[ok]
-        order = np.argsort(-depth, kind="stable")  # far first: the nearest texel is written last
+        # z-buffer by writing order: the photo plane first (it never hides the relief, which stands on the
+        # side of it that faces the camera), then the relief far to near, so the nearest texel is written last
+        raised = self.height[ok] > 0
+        order = np.concatenate([np.flatnonzero(~raised), np.flatnonzero(raised)[np.argsort(-depth[raised])]])
         out = np.zeros((self.h * self.w, 3), np.uint8)
         zbuf = np.full(self.h * self.w, np.inf, np.float32)
         out[idx[order]] = colours[order]
@@ -229,3 +233,47 @@ def write_y4m_clip(path: Path, frames: Sequence[np.ndarray], fps: int = 10) -> N
         for rgb in frames:
             f.write(b"FRAME\n" + cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).tobytes())
     tmp.replace(path)  # atomic: a camera opening the file meanwhile reads the old clip or the new one
+
+
+class FakeCamera:
+    """The file Chromium's fake camera plays (``path``: pass it to ``--use-file-for-fake-video-capture``),
+    and clips written on demand for any ``(kind, steps)`` into ``folder``.
+
+    Chromium opens the file when a page opens the camera, and plays it from its first frame: swapping
+    the file between two openings changes what the next one sees.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "camera.y4m"
+        self.clips: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self.served: list[tuple[str, list[str]]] = []
+        self.play("head", ("left", "right"))  # Chromium wants a file at launch
+
+    def clip(self, kind: str, steps: Sequence[str]) -> Path:
+        """The .y4m of :func:`clip` (written once)."""
+        key = (kind, tuple(steps))
+        if key not in self.clips:
+            path = self.folder / f"{kind}-{'-'.join(steps)}.y4m"
+            write_y4m_clip(path, clip(steps, kind))
+            self.clips[key] = path
+        return self.clips[key]
+
+    def play(self, kind: str, steps: Sequence[str]) -> None:
+        """Make the camera play ``kind`` answering ``steps`` the next time it is opened."""
+        link = self.path.with_suffix(".swap")
+        link.unlink(missing_ok=True)
+        link.symlink_to(self.clip(kind, steps))
+        link.replace(self.path)
+
+    def answer_with(self, kind: str) -> Callable[[Any], None]:
+        """A Playwright route handler for ``POST /v1/liveness/challenge``: fetch the challenge from the
+        server, play a clip answering its steps, then hand the server's answer to the page unchanged."""
+        def handler(route: Any) -> None:
+            response = route.fetch()
+            steps = response.json()["steps"]
+            self.play(kind, steps)
+            self.served.append((kind, steps))
+            route.fulfill(response=response)
+        return handler

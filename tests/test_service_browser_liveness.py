@@ -13,11 +13,9 @@ Skipped, saying why, when Playwright or a chromium binary is missing (no browser
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +30,7 @@ import service_photos as photos  # noqa: E402
 from service_server import running_server  # noqa: E402
 
 expect = sync_api.expect
+expect.set_options(timeout=20_000)
 EILEEN = "Eileen Collins"
 ARROW = {"left": "←", "right": "→"}
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -46,46 +45,13 @@ def tid(name: str) -> str:
     return f'[data-testid="{name}"]'
 
 
-class Camera:
-    """The fake camera's file, and clips rendered on demand for any (kind, steps)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / "camera.y4m"
-        self.clips: dict[tuple[str, tuple[str, ...]], Path] = {}
-        self.served: list[tuple[str, list[str]]] = []
-        self.play("print", ("left", "right"))  # Chromium needs a file at launch
-
-    def clip(self, kind: str, steps: tuple[str, ...]) -> Path:
-        key = (kind, steps)
-        if key not in self.clips:
-            path = self.folder / f"{kind}-{'-'.join(steps)}.y4m"
-            video.write_y4m_clip(path, video.clip(steps, kind))
-            self.clips[key] = path
-        return self.clips[key]
-
-    def play(self, kind: str, steps: tuple[str, ...]) -> None:
-        """Make the camera play ``kind`` answering ``steps`` the next time it is opened."""
-        link = self.path.with_suffix(".swap")
-        link.unlink(missing_ok=True)
-        link.symlink_to(self.clip(kind, steps))
-        os.replace(link, self.path)
-
-    def answer_with(self, kind: str):
-        """A route handler for the challenge: fetch it from the server, play a clip answering its
-        steps, then hand the server's answer to the page unchanged."""
-        def handler(route) -> None:
-            response = route.fetch()
-            steps = response.json()["steps"]
-            self.play(kind, tuple(steps))
-            self.served.append((kind, steps))
-            route.fulfill(response=response)
-        return handler
-
-
 @pytest.fixture(scope="module")
-def camera(tmp_path_factory) -> Camera:
-    return Camera(tmp_path_factory.mktemp("camera"))
+def camera(tmp_path_factory) -> video.FakeCamera:
+    cam = video.FakeCamera(tmp_path_factory.mktemp("camera"))
+    for kind in ("print", "head"):  # render the views now, not while the page waits for its challenge
+        for steps in (("left", "right"), ("right", "left")):
+            video.clip(steps, kind)
+    return cam
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +90,7 @@ def live_page(browser, server):
     ctx.close()
 
 
-def start_challenge(page, camera: Camera, kind: str, person: str = EILEEN) -> list[str]:
+def start_challenge(page, camera: video.FakeCamera, kind: str, person: str = EILEEN) -> list[str]:
     """Type the person, start, and follow the cues the page shows; returns the steps asked."""
     page.route("**/v1/liveness/challenge", camera.answer_with(kind))
     expect(page.locator("#live-people option")).to_have_count(1)  # the enrolled names are offered
@@ -171,7 +137,6 @@ def test_tilted_photo_is_not_live_and_nothing_is_verified(live_page, camera):
 
 def test_live_head_passes_and_is_verified(live_page, camera, server):
     page = live_page
-    page.on("request", lambda r: Path("/tmp/b2/answer.bin").write_bytes(r.post_data_buffer) if "mirrored" in r.url else None)
     start_challenge(page, camera, "head")
     verdict = page.locator(tid("live-verdict"))
     expect(verdict).to_have_text(re.compile("."), timeout=RESULT_MS)

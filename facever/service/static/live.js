@@ -128,7 +128,7 @@ async function start() {
   } catch (err) {
     if (run !== state.run) return;
     const where = { challenge: "The challenge could not be started: ", camera: "", check: "The frames could not be "
-      + "checked: ", verify: "" }[stage];
+      + "checked: ", verify: "The verification failed: " }[stage];
     say(stage === "verify" ? $("live-verify-error") : $("live-error"), `${where}${err.message}`);
     if (stage === "verify") $("live-verify").hidden = false;
     setState("error");
@@ -151,7 +151,7 @@ function showSteps(challenge) {
   });
 }
 
-/** The cue for time `t` (ms since the capture began): {key, arrow, text, index}. */
+/** The cue at `t` ms since the capture began: {key: "left" | "right" | "centre", text, index of the step}. */
 function cueAt(t, steps, instructions) {
   if (t < LEAD_MS) return { key: "centre", text: "Look straight at the camera", index: -1 };
   const i = Math.floor((t - LEAD_MS) / STEP_MS);
@@ -235,7 +235,8 @@ function showLiveness(r, frames) {
   verdict.className = `verdict ${live ? "same" : "different"}`;
   verdict.dataset.live = String(live);
   $("live-reason").textContent = PLAIN[r.code] || (typeof r.reason === "string" ? r.reason : "No reason given.");
-  $("live-detail").textContent = typeof r.reason === "string" ? `${r.code}: ${r.reason}` : String(r.code || "");
+  // the server's own words, for the curious (and for support): only on a refusal, where they add figures
+  say($("live-detail"), live ? "" : `${r.code || "refused"}: ${typeof r.reason === "string" ? r.reason : "no reason given"}`);
   const checks = r.checks || {};
   const f = checks.frames || {};
   const turns = checks.turns || {};
