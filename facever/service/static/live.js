@@ -28,7 +28,7 @@ const PLAIN = {
   no_parallax: "This looks like a flat picture (a photo or a screen), not a real head: the nose did not "
     + "stand out from the face as it turned.",
   turns_not_seen: "The head turns were not seen. Turn your head further to each side when the arrow says "
-    + "(about a third of the way to your shoulder), then back.",
+    + "(a third of the way to your shoulder or more), then back.",
   wrong_order: "The turns came in the wrong order: follow the arrows in the order they are shown.",
   not_frontal_start: "The capture must start with you facing the camera: look straight at it until the "
     + "first arrow appears.",
@@ -145,7 +145,8 @@ function showSteps(challenge) {
   const list = $("live-steps");
   list.replaceChildren();
   (challenge.steps || []).forEach((step, i) => {
-    const li = el("li", { testid: "live-step", text: `${ARROWS[step] || ""} ${(challenge.instructions || [])[i] || SAY[step] || step}` });
+    const words = (challenge.instructions || [])[i] || SAY[step] || step;
+    const li = el("li", { testid: "live-step", text: `${ARROWS[step] || ""} ${words}` });
     li.dataset.step = step;
     list.appendChild(li);
   });
@@ -236,7 +237,8 @@ function showLiveness(r, frames) {
   verdict.dataset.live = String(live);
   $("live-reason").textContent = PLAIN[r.code] || (typeof r.reason === "string" ? r.reason : "No reason given.");
   // the server's own words, for the curious (and for support): only on a refusal, where they add figures
-  say($("live-detail"), live ? "" : `${r.code || "refused"}: ${typeof r.reason === "string" ? r.reason : "no reason given"}`);
+  const why = typeof r.reason === "string" ? r.reason : "no reason given";
+  say($("live-detail"), live ? "" : `${r.code || "refused"}: ${why}`);
   const checks = r.checks || {};
   const f = checks.frames || {};
   const turns = checks.turns || {};
