@@ -3,7 +3,7 @@
 images where each system finds a face. Also the scoring shared with the held-out section
 (:func:`score`, :func:`euclidean_all_pairs`).
 
-Metrics are :mod:`facever.evaluation`'s. An image where a system finds no face fails every pair it is
+Metrics are :mod:`facever.training.evaluation`'s. An image where a system finds no face fails every pair it is
 in, for that system only, at distance 2.0 (facever's maximum; the peer's real distances stay below
 it, checked as ``max_finite_distance``).
 """
@@ -21,7 +21,7 @@ from bench_embed import embed_facever_lfw, embed_peer
 
 def p1_pairs(lfw_root: Path, limit: int | None):
     """View 1 test pairs; with ``limit`` N, the first ⌈N/2⌉ genuine and first ⌊N/2⌋ impostor pairs."""
-    from facever import lfw
+    from facever.training import lfw
 
     pairs = lfw.read_pairs(lfw.protocol_file(lfw_root, "pairsDevTest.txt"))
     if limit is None:
@@ -31,7 +31,7 @@ def p1_pairs(lfw_root: Path, limit: int | None):
 
 def p2_images(lfw_root: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
     """DevTest image paths (people order) and integer person labels; with ``limit`` N, the first 2N images."""
-    from facever import lfw
+    from facever.training import lfw
 
     counts = lfw.read_people(lfw.protocol_file(lfw_root, "peopleDevTest.txt"))
     paths = lfw.people_images(None, counts)
@@ -49,12 +49,12 @@ def p2_images(lfw_root: Path, limit: int | None) -> tuple[list[str], np.ndarray]
 def euclidean_all_pairs(embeddings: np.ndarray, labels: np.ndarray, block: int = 512) -> dict[str, Any]:
     """Every pair ``i < j``'s Euclidean distance, split genuine/impostor, for vectors of ANY norm.
 
-    The output matches :func:`facever.evaluation.all_pairs_distances` (same order, failed images'
+    The output matches :func:`facever.training.evaluation.all_pairs_distances` (same order, failed images'
     pairs at ``MAX_DISTANCE``), which assumes unit vectors; dlib's encodings are not unit vectors
     (norms ≈ 1.3), so the peer's distances come from ``|a|² + |b|² − 2 a·b`` here. Also returns the
     largest real (non-failed) distance.
     """
-    from facever.evaluation import MAX_DISTANCE
+    from facever.training.evaluation import MAX_DISTANCE
 
     e = np.asarray(embeddings, np.float64)
     y = np.asarray(labels).ravel()
@@ -90,7 +90,7 @@ def euclidean_all_pairs(embeddings: np.ndarray, labels: np.ndarray, block: int =
 
 def system_all_pairs(system: str, embeddings: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """All-pairs distances: facever's own function for its unit vectors, :func:`euclidean_all_pairs` for the peer."""
-    from facever.evaluation import all_pairs_distances
+    from facever.training.evaluation import all_pairs_distances
 
     if system == "facever":
         return all_pairs_distances(embeddings, labels)
@@ -101,7 +101,7 @@ def roc_points(distances: np.ndarray, same: np.ndarray, n_points: int = 400) -> 
     """A compact ROC for plotting: TAR at log-spaced FARs (largest τ whose FAR ≤ each FAR; NaN → 2.0)."""
     from sklearn.metrics import roc_curve
 
-    from facever.evaluation import MAX_DISTANCE
+    from facever.training.evaluation import MAX_DISTANCE
 
     d = np.where(np.isfinite(distances), distances, MAX_DISTANCE)
     fpr, tpr, _ = roc_curve(np.asarray(same, bool), -d)
@@ -113,12 +113,12 @@ def roc_points(distances: np.ndarray, same: np.ndarray, n_points: int = 400) -> 
 
 def score(distances: np.ndarray, same: np.ndarray, default_tau: float | None, kfold: bool, seed: int,
           n_failed_override: int | None = None) -> dict[str, Any]:
-    """All figures of one system on one set of labelled pairs (facever.evaluation metrics).
+    """All figures of one system on one set of labelled pairs (facever.training.evaluation metrics).
 
     ``distances``: NaN for failed pairs (scored 2.0 by the metrics), or already 2.0 with
     ``n_failed_override`` giving their number.
     """
-    from facever.evaluation import MAX_DISTANCE, accuracy_at_threshold, kfold_accuracy, verification_metrics
+    from facever.training.evaluation import MAX_DISTANCE, accuracy_at_threshold, kfold_accuracy, verification_metrics
     from facever.matching import rates_at
 
     m = verification_metrics(distances, same)
@@ -166,10 +166,10 @@ def score_all_pairs(system: str, embeddings: np.ndarray, labels: np.ndarray, tau
 
 
 def _p3(lfw_root: Path, paths: list[str], embeddings: np.ndarray, unit: bool, seed: int) -> dict[str, Any]:
-    """P3 (:func:`facever.evaluation.evaluate_open_set`, 1 and 3 images enrolled) on these embeddings;
+    """P3 (:func:`facever.training.evaluation.evaluate_open_set`, 1 and 3 images enrolled) on these embeddings;
     DevTest images not embedded (a ``--limit`` run) count as failed. ``unit``: L2-normalise first
     (the peer's dlib encodings; P3's person distances assume unit vectors)."""
-    from facever.evaluation import evaluate_open_set
+    from facever.training.evaluation import evaluate_open_set
 
     e = np.asarray(embeddings, np.float32)
     if unit:
@@ -185,8 +185,8 @@ def _p3(lfw_root: Path, paths: list[str], embeddings: np.ndarray, unit: bool, se
 
 def accuracy_section(args, verifier, default_tau: float | None, cache: Path | None) -> dict[str, Any]:
     """Embed the protocol images with both systems; score P1, P2 and P3; count faces found."""
-    from facever import lfw
-    from facever.evaluation import pair_distances
+    from facever.training import lfw
+    from facever.training.evaluation import pair_distances
 
     image_root = lfw.image_root(args.lfw)
     pairs = p1_pairs(args.lfw, args.limit)

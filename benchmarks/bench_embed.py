@@ -2,7 +2,7 @@
 ≈ 15 min for P2's 3,708 images and as long for the held-out people).
 
 facever runs in this process, batched: :func:`embed_facever_lfw` is facever's LFW evaluation rule
-(:func:`facever.evaluation.embed_lfw_images`: face nearest the image centre), :func:`embed_facever_images`
+(:func:`facever.training.evaluation.embed_lfw_images`: face nearest the image centre), :func:`embed_facever_images`
 its user pipeline (:class:`facever.embedding.FaceEmbedder`: detection, the padded second try when no
 face is found, the verifier's face choice, alignment, the encoder on the test-time views). face_recognition runs
 in its own interpreter through ``peer_face_recognition.py embed`` (:func:`embed_peer`).
@@ -70,8 +70,8 @@ def _progress(label: str, total: int, batch_size: int):
 
 def embed_facever_lfw(verifier, image_root: Path, paths: list[str], cache: Path | None,
                       batch_size: int) -> dict[str, Any]:
-    """facever embeddings of LFW ``paths`` with :func:`facever.evaluation.embed_lfw_images`."""
-    from facever.evaluation import embed_lfw_images
+    """facever embeddings of LFW ``paths`` with :func:`facever.training.evaluation.embed_lfw_images`."""
+    from facever.training.evaluation import embed_lfw_images
 
     cached = _cache_file(cache, "facever", ["facever", verifier.model_version, str(image_root)], paths)
     hit = _load_cached(cached, "facever", len(paths))

@@ -52,7 +52,7 @@ def heldout_images(data_root: Path, per_person: int | None) -> tuple[list[str], 
 def balanced_accuracy(genuine: np.ndarray, impostor: np.ndarray, seed: int) -> dict[str, Any]:
     """10-fold cross-validated accuracy on every genuine pair plus as many impostor pairs drawn with
     ``seed`` (the draw depends only on the pair counts, so both systems get the same pairs)."""
-    from facever.evaluation import kfold_accuracy
+    from facever.training.evaluation import kfold_accuracy
 
     n = min(len(genuine), len(impostor))
     pick = np.random.default_rng(seed).choice(len(impostor), size=n, replace=False)

@@ -113,7 +113,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def systems_meta(args, verifier, default_tau: float | None) -> dict[str, Any]:
     """What each system is: model, detector, alignment, threshold and where it comes from."""
-    from facever import lfw
+    from facever.training import lfw
 
     meta = verifier.bundle.metadata
     training = getattr(meta, "training", None) or {}

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from facever.alignment import align_face
-from facever.detection import MTCNNDetector  # MTCNN on onnxruntime
-from facever.encoder.datasets import lfw_annotations
+from facever.mtcnn_onnx import MTCNNDetector  # MTCNN on onnxruntime
+from facever.training.datasets import lfw_annotations
 
 
 def _nearest_centre(faces, shape):

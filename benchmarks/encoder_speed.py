@@ -20,8 +20,8 @@ def measure(arch: str, size: int, width: int, steps: int, batch: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from facever.encoder.losses import batch_hard_triplet_loss
-    from facever.encoder.network import build_encoder
+    from facever.training.losses import batch_hard_triplet_loss
+    from facever.training.network import build_encoder
 
     model = build_encoder(arch, size, 128, width)
     opt = keras.optimizers.AdamW(1e-3)

@@ -5,7 +5,7 @@ LFW: P1 (View 1, 10-fold accuracy, AUC, EER), P2 (DevTest all pairs: TAR at FAR 
 EER), P3 (open-set rank-1 / DIR at FPIR), P4 (View 2). Non-LFW: all genuine and impostor pairs among
 the held-out people's images (``--holdout FILE``, one person per line): AUC, EER, TAR at FAR, and the
 pair accuracy of a 10-fold cross-validated threshold. Images without a face keep a NaN embedding and
-count as failed pairs (distance beyond every threshold), as in :mod:`facever.evaluation`.
+count as failed pairs (distance beyond every threshold), as in :mod:`facever.training.evaluation`.
 
 Usage: python benchmarks/eval_embeddings.py --lfw-root LFW --lfw LFW.npz [--other pins.npz ...]
            [--holdout HOLDOUT.txt] [--json OUT.json]
@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from facever import evaluation as ev
+from facever.training import evaluation as ev
 
 
 def lookup(npz: str):
@@ -28,7 +28,7 @@ def lookup(npz: str):
 
 
 def heldout_pairs(names: list[str], emb: np.ndarray, people: set[str]) -> dict:
-    """Every genuine and impostor pair among the images of ``people`` (:func:`facever.evaluation.evaluate_identity_pairs`)."""
+    """Every genuine and impostor pair among the images of ``people`` (:func:`facever.training.evaluation.evaluate_identity_pairs`)."""
     idx = [i for i, n in enumerate(names) if n.split("/")[0] in people]
     labels = np.array([names[i].split("/")[0] for i in idx])
     return ev.evaluate_identity_pairs(emb[idx], labels)

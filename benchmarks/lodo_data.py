@@ -71,7 +71,7 @@ def _cap(files: list[str], cap: int | None, rng: np.random.Generator) -> list[st
 
 def trained_keys(data: Path, metadata: dict) -> set[str]:
     """Identity keys of the people facever's shipped model was fine-tuned on."""
-    from facever import lfw
+    from facever.training import lfw
 
     devtrain = lfw.read_people(lfw.protocol_file(data / "lfw", "peopleDevTrain.txt"))
     calib = set(metadata["training"]["calibration_people"]["lfw"])
@@ -81,7 +81,7 @@ def trained_keys(data: Path, metadata: dict) -> set[str]:
 
 def domain_people(domain: str, data: Path, metadata: dict, trained: set[str], seed: int = 0) -> DomainPeople:
     """The people (and image paths) of ``domain`` used by the benchmark."""
-    from facever import lfw
+    from facever.training import lfw
 
     rng = np.random.default_rng(seed)
     cap = CAPS[domain]
@@ -131,7 +131,7 @@ def embed_domain(people: DomainPeople, verifier, cache: Path, batch_size: int = 
     log(f"{people.domain}: embedding {len(people.paths)} images")
     t0 = time.perf_counter()
     if people.domain == "lfw":
-        from facever.evaluation import embed_lfw_images
+        from facever.training.evaluation import embed_lfw_images
 
         emb = embed_lfw_images(verifier, people.root, people.paths, batch_size=batch_size).embeddings
     else:

@@ -27,7 +27,7 @@ Domains (``lodo_data.py``): LFW, pins, bollywood, glint16, ORL, Yale. For each h
 4. **Planted duplicates**: the same galleries with a tenth of the people (at least one) enrolled
    again under a second name with other photos: the fitted shift should barely move.
 5. **LFW P3** (DevTest, 1 or 3 images enrolled per person, people with one image as unknowns, the
-   seeded choice of ``facever.evaluation.evaluate_open_set``) with the bundle's own calibration:
+   seeded choice of ``facever.training.evaluation.evaluate_open_set``) with the bundle's own calibration:
    DIR and FPIR at the shipped and the gallery-adapted threshold (target: adapted DIR ≥ 95 % of
    shipped).
 
@@ -208,7 +208,7 @@ def measure_domain(dom: L.Domain, cal: dict[str, Any], args, rng: np.random.Gene
 def p3_check(lfw_dom: L.Domain, open_set: dict[str, Any], lfw_root: Path, seed: int = 0) -> dict[str, Any]:
     """LFW P3 galleries (the seeded choice of ``evaluate_open_set``) with the bundle's calibration:
     DIR and FPIR at the shipped threshold and the gallery-adapted one."""
-    from facever import lfw
+    from facever.training import lfw
 
     counts = lfw.read_people(lfw.protocol_file(lfw_root, "peopleDevTest.txt"))
     rows = {p: np.flatnonzero((lfw_dom.person == p) & (lfw_dom.part == "devtest")) for p in counts}

@@ -83,7 +83,7 @@ def accuracy_lines(acc: dict[str, Any], out_dir: Path, md_dir: Path, written: li
     lines = ["## Accuracy on LFW", "",
              "Same images and pairs for both systems. A system that finds no face in an image fails every pair "
              "holding it: distance 2.0, i.e. rejected (counted below). Where several faces are found, both keep the "
-             "one nearest the image centre (LFW's convention). Metrics from `facever.evaluation`.", ""]
+             "one nearest the image centre (LFW's convention). Metrics from `facever.training.evaluation`.", ""]
     imgs = acc["images"]
     lines += ["### Faces found", ""]
     lines += table(["LFW protocol images (P1 ∪ P2)", LABELS["facever"], LABELS["face_recognition"]], [

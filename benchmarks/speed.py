@@ -43,7 +43,7 @@ CASES = ("verify_text", "verify_json", "missing_file", "bad_option", "help")
 
 
 def _lfw_files(lfw_root: Path, n: int) -> tuple[Path, list[Path]]:
-    from facever import lfw
+    from facever.training import lfw
 
     root = lfw.image_root(lfw_root)
     pool = sorted(root.glob("*/*.jpg"))
@@ -188,7 +188,7 @@ def main() -> None:
         results["meta"][f"load_average_after_{name}"] = load_average()
 
     if "cold" not in skip:
-        from facever.lfw import protocol_file, read_pairs
+        from facever.training.lfw import protocol_file, read_pairs
 
         first = next(p for p in read_pairs(protocol_file(args.lfw, "pairsDevTest.txt")) if p.same)
         timed("cold", cold_section, args, image_root / first.path1, image_root / first.path2)

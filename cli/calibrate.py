@@ -65,7 +65,7 @@ def calibrate(
             fail(f"--target must be 'far' or 'accuracy', got {target!r}", as_json=as_json)
         if not 0.0 < far < 1.0:
             fail(f"--far must be between 0 and 1 (exclusive), got {far:g}", as_json=as_json)
-        from facever import lfw
+        from facever.training import lfw
 
         pair_list = lfw.read_pairs(pairs)
         root = images if images is not None else _default_image_root(pairs)
@@ -74,7 +74,7 @@ def calibrate(
         warnings = _evaluation_set_warning(pairs, pair_list)
 
         from facever.api import FaceVerifier
-        from facever.evaluation import embed_lfw_images
+        from facever.training.evaluation import embed_lfw_images
 
         # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
         verifier = FaceVerifier(model=model, threshold=2.0)
@@ -94,7 +94,7 @@ def calibrate(
 
 def _default_image_root(pairs: Path) -> Path:
     """``<lfw>/lfw-deepfunneled`` for a pairs file in ``<lfw>/protocol/``, else the file's folder."""
-    from facever.lfw import IMAGES_DIR, PROTOCOL_DIR
+    from facever.training.lfw import IMAGES_DIR, PROTOCOL_DIR
 
     folder = pairs.resolve().parent if pairs.exists() else pairs.parent
     if folder.name == PROTOCOL_DIR and (folder.parent / IMAGES_DIR).is_dir():
@@ -116,7 +116,7 @@ def _calibrate(bundle, pair_list: list, embedded, pairs_file: Path, root: Path, 
     """Choose τ, fit the head, update ``bundle.metadata`` in place; return the report."""
     import numpy as np
 
-    from facever.encoder.bundle import Threshold
+    from facever.training.bundle import Threshold
     from facever.matching import ThresholdCalibrator, VerificationHead
 
     index = {p: i for i, p in enumerate(embedded.paths)}

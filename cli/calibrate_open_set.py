@@ -35,7 +35,7 @@ def calibrate_open_set(data: Optional[Path], out_dir: Optional[Path], model: Opt
             fail(f"{data}: {len(folders)} people with photos; open-set calibration needs at least "
                  f"{osm.USER_MIN_PEOPLE} people (more photos of more people measure the FPIR better)", as_json=as_json)
         from facever.api import FaceVerifier
-        from facever.evaluation import embed_lfw_images
+        from facever.training.evaluation import embed_lfw_images
 
         verifier = FaceVerifier(model=model, threshold=2.0)  # embeddings do not depend on τ
         with progress_bar(enabled=not as_json) as bar:

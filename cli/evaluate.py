@@ -52,8 +52,8 @@ def evaluate(
             fail(f"{root}: not an LFW root (no protocol/ folder)", as_json=as_json)
         protocols = [p.strip().lower() for p in protocol.split(",") if p.strip()]
         from facever.api import FaceVerifier
-        from facever.evaluation import PROTOCOLS, detection_figures, embed_lfw_images, evaluate_all
-        from facever.lfw import LANDMARKS_FILE, read_landmarks
+        from facever.training.evaluation import PROTOCOLS, detection_figures, embed_lfw_images, evaluate_all
+        from facever.training.lfw import LANDMARKS_FILE, read_landmarks
 
         unknown = [p for p in protocols if p not in PROTOCOLS]
         if unknown or not protocols:
@@ -76,7 +76,7 @@ def evaluate(
         detections = []
         cache = None
         if crop_cache is not None:
-            from facever.encoder.datasets import CropCache
+            from facever.training.datasets import CropCache
 
             cache = CropCache(crop_cache)
 
@@ -108,7 +108,7 @@ def evaluate(
 def _detection(detections: list, root: Path, detection_figures, read_landmarks, landmarks_file: str) -> dict[str, Any]:
     import numpy as np
 
-    from facever.evaluation import LFWEmbeddings
+    from facever.training.evaluation import LFWEmbeddings
 
     if not detections:
         return {}
@@ -189,7 +189,7 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
         import numpy as np
 
         from facever.api import FaceVerifier
-        from facever.evaluation import embed_lfw_images, evaluate_identity_pairs
+        from facever.training.evaluation import embed_lfw_images, evaluate_identity_pairs
         from facever.gallery import person_folders
 
         wanted = None

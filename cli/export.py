@@ -23,7 +23,7 @@ def export(
         facever export runs/m1/bundle --half
     """
     with handle_errors(as_json):
-        from facever.encoder.bundle import load_trainable
+        from facever.training.bundle import load_trainable
 
         trainable = load_trainable(bundle)
         target = out_dir or bundle

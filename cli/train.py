@@ -73,8 +73,8 @@ def train(
     target_far = target_far or 1e-3
     with handle_errors(as_json):
         from facever import config
-        from facever.encoder.recipe import build_bundle, calibrate_bundle, prepare_data, resize_to
-        from facever.encoder.training import Trainer, TrainConfig
+        from facever.training.recipe import build_bundle, calibrate_bundle, prepare_data, resize_to
+        from facever.training.scratch import Trainer, TrainConfig
 
         cfg = TrainConfig(architecture=architecture, input_size=input_size, width=width, epochs=epochs,
                           steps_per_epoch=steps_per_epoch, p=p, k=k, extra_singletons=extra_singletons,
@@ -92,7 +92,7 @@ def train(
         if not as_json:
             err.print(f"training on {len(prepared.train)} images of {len(prepared.train.people)} people; "
                       f"calibration on {len(prepared.calib)} images of {len(prepared.calib.people)} people")
-        from facever.encoder.recipe import calibration_pairs
+        from facever.training.recipe import calibration_pairs
 
         calib_small = resize_to(prepared.calib_crops, input_size)
         i, j, same = calibration_pairs(prepared.calib.labels, max_genuine=2000, n_impostor=4000, seed=seed + 1)
@@ -141,8 +141,8 @@ def _finetune(init: str, data: List[Path], out_dir: Path, val_fraction: float, e
         for d in data:
             if not d.is_dir():
                 fail(f"--data {d}: not a folder", as_json=as_json)
-        from facever.encoder.finetune import FinetuneConfig
-        from facever.encoder.finetune_recipe import finetune_from_folders
+        from facever.training.finetune import FinetuneConfig
+        from facever.training.finetune_recipe import finetune_from_folders
 
         # the shipped model's recipe: only the final projection is trained (the conv stages stay as
         # imported; moving them made held-out people worse in every run, see MODEL_CARD.md)

@@ -5,7 +5,7 @@ A bundle is a directory holding
 * ``encoder.onnx``: the encoder exported once at build time, run by onnxruntime at inference
   (this module never imports TensorFlow);
 * ``model.keras``: the trainable Keras 3 model (only built-in layers, loaded with ``safe_mode=True``;
-  no pickle anywhere), used by training, fine-tuning and export (:mod:`facever.encoder.bundle`);
+  no pickle anywhere), used by training, fine-tuning and export (:mod:`facever.training.bundle`);
 * ``metadata.json``: architecture, input size, alignment template, preprocessing, embedding
   dimension, the verification threshold τ with the FAR/FRR it gave on its calibration set, the
   open-set impostor distribution, the liveness thresholds (``facever.liveness``), evaluation figures, provenance of imported weights, training data

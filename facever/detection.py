@@ -2,8 +2,9 @@
 
 A :class:`Detector` maps an RGB image (H×W×3 uint8) to a list of :class:`Face` objects. The default
 implementation is MTCNN on onnxruntime (:class:`facever.mtcnn_onnx.OnnxMTCNNDetector`, the ``mtcnn``
-package's networks exported once at build time); the TensorFlow original it reproduces lives on
-the training side (:mod:`facever.encoder.mtcnn_tf`). Coordinates are pixels in the input image,
+package's networks exported once at build time, and :func:`facever.mtcnn_onnx.default_detector`);
+the TensorFlow original it reproduces lives on the training side (:mod:`facever.training.mtcnn_tf`).
+This module imports neither: implementations import it, never the reverse. Coordinates are pixels in the input image,
 ``x`` to the right and ``y`` down; landmarks are ordered left eye, right eye, nose tip, left mouth
 corner, right mouth corner, where "left" is the image left (the subject's right).
 """
@@ -172,25 +173,3 @@ def central_face(faces: Sequence[Face], shape: tuple[int, ...]) -> Face:
     convention, and the right pick for photo sets of one person per image or folder."""
     cx, cy = shape[1] / 2.0, shape[0] / 2.0
     return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
-
-
-_default: Detector | None = None
-
-
-def default_detector() -> Detector:
-    """Return the process-wide default detector (MTCNN on onnxruntime; graphs loaded on first use)."""
-    global _default
-    if _default is None:
-        from facever.mtcnn_onnx import OnnxMTCNNDetector
-
-        _default = OnnxMTCNNDetector()
-    return _default
-
-
-def __getattr__(name: str):
-    """``MTCNNDetector``: the default MTCNN implementation (onnxruntime), imported lazily."""
-    if name == "MTCNNDetector":
-        from facever.mtcnn_onnx import OnnxMTCNNDetector
-
-        return OnnxMTCNNDetector
-    raise AttributeError(f"module 'facever.detection' has no attribute {name!r}")

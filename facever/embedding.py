@@ -17,8 +17,9 @@ import numpy as np
 
 from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template, crop_views
 from facever.bundle import ModelBundle
-from facever.detection import Detector, Face, FacePolicy, default_detector, select_faces
+from facever.detection import Detector, Face, FacePolicy, select_faces
 from facever.imaging import load_image
+from facever.mtcnn_onnx import default_detector
 
 #: Stacks of at least this many crop views are encoded two calls at a time (enrolment, reindex).
 PARALLEL_MIN_CROPS = 8

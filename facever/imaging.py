@@ -38,6 +38,10 @@ ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "PPM",
 """Pillow format names that may be decoded. ``"PPM"`` also covers PGM and PBM; ``"JPEG"`` also
 opens multi-picture JPEGs (Pillow reports those as ``"MPO"``, which is not a format name it opens)."""
 
+#: File name endings read as images when a folder is listed (enrolment, identity datasets): the
+#: suffixes of :data:`ALLOWED_FORMATS`, compared in lower case.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif"})
+
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (

@@ -7,9 +7,13 @@ parameters, ``fit`` returns ``self``, learned values end in ``_``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
+
+#: The largest distance between unit vectors; NaN distances (no face) count as this.
+MAX_DISTANCE = 2.0
 
 # scikit-learn is imported inside the fitting code only: deciding (inference) needs NumPy alone, and
 # importing scikit-learn costs about a second.
@@ -59,15 +63,12 @@ class ThresholdCalibrator:
         if not same.any() or same.all():
             raise ValueError("calibration needs both genuine and impostor pairs")
         if self.target == "far":
-            from sklearn.metrics import roc_curve
-
-            # roc_curve on the score -distance: thresholds are candidate -τ values
-            # (all thresholds kept: dropping collinear ROC points could skip the largest τ; the
-            # first threshold is +inf, "accept nothing", and is not a usable τ)
-            fpr, _, thr = roc_curve(same, -distances, drop_intermediate=False)
-            ok = np.flatnonzero((fpr <= self.target_far) & np.isfinite(thr))
-            tau = float(-thr[ok[-1]]) if len(ok) else float(distances.min()) - 1e-6
-            tau = min(tau, 2.0)
+            # the largest observed distance at or below the threshold at the target rate, so τ is
+            # one of the calibration distances (below every one when even the nearest is too many)
+            limit = threshold_at_rate(distances[~same], self.target_far)
+            below = distances[distances <= limit]
+            tau = float(below.max()) if below.size else float(distances.min()) - 1e-6
+            tau = min(tau, MAX_DISTANCE)
         elif self.target == "accuracy":
             tau = best_accuracy_threshold(distances, same)
         else:
@@ -76,6 +77,38 @@ class ThresholdCalibrator:
         self.far_, self.frr_ = rates_at(tau, distances, same)
         self.accuracy_ = float(((distances <= tau) == same).mean())
         return self
+
+
+def threshold_at_rate(negatives: np.ndarray, rate: float) -> float:
+    """Largest τ such that the fraction of ``negatives`` with distance ≤ τ is ≤ ``rate``.
+
+    The one rule for "the threshold at a target rate" (FAR on impostor pairs, FPIR on unknown
+    probes' best distances), used by :class:`ThresholdCalibrator`, the evaluation metrics and the
+    open-set calibration.
+
+    Args:
+        negatives: ``(M,)`` distances that should be rejected; NaN counts as :data:`MAX_DISTANCE`.
+        rate: target rate in [0, 1].
+
+    Returns:
+        τ in distance units: just below the ``(k+1)``-th smallest negative, ``k = ⌊rate·M⌋``
+        (``numpy.nextafter`` of it, so ``d ≤ τ`` ⇔ ``d <`` that value); :data:`MAX_DISTANCE` when
+        ``k ≥ M`` (every negative may be accepted).
+
+    Raises:
+        ValueError: no negatives, or a rate outside [0, 1].
+    """
+    neg = np.asarray(negatives, np.float64).ravel()
+    if neg.size == 0:
+        raise ValueError("threshold_at_rate needs at least one negative distance")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    neg = np.where(np.isfinite(neg), neg, MAX_DISTANCE)
+    k = int(math.floor(rate * neg.size + 1e-9))
+    if k >= neg.size:
+        return MAX_DISTANCE
+    kth = np.partition(neg, k)[k]
+    return float(np.nextafter(kth, -np.inf))
 
 
 def best_accuracy_threshold(distances: np.ndarray, same: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """MTCNN face detection on onnxruntime, without TensorFlow.
 
 :class:`OnnxMTCNNDetector` runs the three MTCNN networks of the ``mtcnn`` 1.0.0 package, exported to
-ONNX by :mod:`facever.encoder.export_mtcnn` (``models/mtcnn/{pnet,rnet,onet}.onnx``), with the
+ONNX by :mod:`facever.training.export_mtcnn` (``models/mtcnn/{pnet,rnet,onet}.onnx``), with the
 package's pre- and post-processing ported to NumPy: the same image pyramid, the same
 ``tf.image.resize`` (area) and ``tf.image.crop_and_resize`` (bilinear) arithmetic in float32, the same
 box generation, NMS variants (which suppress a box overlapping *any* earlier box, kept or not), box
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facever.detection import MTCNNBase
+from facever.detection import Detector, MTCNNBase
 from facever.errors import ModelError
 from facever.runtime import onnx_session
 
@@ -41,7 +41,7 @@ _NMS_RNET = 0.7  # "union"
 _THRESHOLD_ONET = 0.8
 _NMS_ONET = 0.7  # "min"
 
-#: Graph file, input name and output names of each stage (see facever.encoder.export_mtcnn).
+#: Graph file, input name and output names of each stage (see facever.training.export_mtcnn).
 _GRAPHS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pnet": ("pnet.onnx", ("bbox_reg", "prob")),
     "rnet": ("rnet.onnx", ("bbox_reg", "prob")),
@@ -358,3 +358,20 @@ class OnnxMTCNNDetector(MTCNNBase):
         rows[:, [1, 3]] = np.minimum(np.maximum(rows[:, [1, 3]], 0), w - 1)
         rows[:, [2, 4]] = np.minimum(np.maximum(rows[:, [2, 4]], 0), h - 1)
         return rows
+
+
+#: The default MTCNN implementation (this one), under the name the rest of facever uses.
+MTCNNDetector = OnnxMTCNNDetector
+
+_default: OnnxMTCNNDetector | None = None
+_default_lock = threading.Lock()
+
+
+def default_detector() -> Detector:
+    """The process-wide default detector: MTCNN on onnxruntime with the shipped graphs (loaded on
+    the first image). The same object is returned on every call."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = OnnxMTCNNDetector()
+        return _default

@@ -42,11 +42,11 @@ def main() -> None:
     import keras
 
     from facever.bundle import BundleMetadata
-    from facever.encoder.bundle import TrainableBundle
-    from facever.encoder.dlib_format import provenance
-    from facever.encoder.finetune import embed_features, precompute, split_model
-    from facever.encoder.pretrained import import_dlib_resnet
-    from facever.encoder.recipe import calibrate_bundle
+    from facever.training.bundle import TrainableBundle
+    from facever.training.dlib_format import provenance
+    from facever.training.finetune import embed_features, precompute, split_model
+    from facever.training.pretrained import import_dlib_resnet
+    from facever.training.recipe import calibrate_bundle
 
     data_root, landmark_dir = Path(args.data_root), Path(args.landmark_dir)
     model, net, dat_path = import_dlib_resnet()

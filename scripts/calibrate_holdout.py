@@ -28,8 +28,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from facever.embedding import FaceEmbedder
-    from facever.encoder.bundle import load_bundle
-    from facever.encoder.recipe import calibrate_bundle, prepare_data
+    from facever.training.bundle import load_bundle
+    from facever.training.recipe import calibrate_bundle, prepare_data
 
     bundle = load_bundle(args.bundle)
     prepared = prepare_data(args.lfw, [], args.cache, holdout_people=args.holdout_people,

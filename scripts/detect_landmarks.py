@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facever.detection import MTCNNDetector, central_face  # MTCNN on onnxruntime
+from facever.detection import central_face
+from facever.mtcnn_onnx import MTCNNDetector  # MTCNN on onnxruntime
 from facever.embedding import detect_padded
 from facever.imaging import load_image
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from facever.alignment import align_face
-from facever.detection import MTCNNDetector  # MTCNN on onnxruntime
+from facever.mtcnn_onnx import MTCNNDetector  # MTCNN on onnxruntime
 
 
 def main(root: str, out: str, batch: int = 32) -> None:

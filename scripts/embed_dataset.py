@@ -29,7 +29,7 @@ def load_embedder(args):
         import tensorflow as tf
 
         from facever.bundle import BundleMetadata, ModelBundle
-        from facever.encoder.pretrained import import_dlib_resnet
+        from facever.training.pretrained import import_dlib_resnet
 
         model = import_dlib_resnet(normalize=True)[0]
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)

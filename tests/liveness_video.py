@@ -53,7 +53,7 @@ def frame_photo() -> np.ndarray:
 @functools.lru_cache(maxsize=None)
 def frame_landmarks() -> np.ndarray:
     """facever's MTCNN landmarks of :func:`frame_photo`: ``(5, 2)`` pixels (eyes, nose, mouth corners)."""
-    from facever.detection import default_detector
+    from facever.mtcnn_onnx import default_detector
 
     faces = default_detector().detect(frame_photo())
     if not faces:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from facever.bundle import ENCODER_FILE, METADATA_FILE, MODEL_FILE, Threshold, load_bundle, read_metadata
-from facever.encoder.bundle import load_trainable
-from facever.encoder.network import ARCHITECTURES, build_encoder
+from facever.training.bundle import load_trainable
+from facever.training.network import ARCHITECTURES, build_encoder
 from facever.errors import ModelError, NoModelError
 
 

@@ -112,7 +112,7 @@ def test_calibrate_real_pipeline_dry_run_then_write(bundle, photo_pairs):
 def _fake_embedder(monkeypatch, calls: list | None = None, dim: int = 128):
     """Replace the detect+embed step: each person a direction, each image a small perturbation;
     people named ``Nobody*`` have no face (NaN)."""
-    import facever.evaluation as evaluation
+    import facever.training.evaluation as evaluation
 
     def fake(verifier, root, paths, progress=None, batch_size=32):
         if calls is not None:

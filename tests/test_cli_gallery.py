@@ -40,8 +40,8 @@ def bundles(tmp_path_factory):
     """Two tiny random models ("A" and "B", different versions) calibrated at τ = 0.15."""
     import keras
 
-    from facever.encoder.bundle import BundleMetadata, Threshold, TrainableBundle
-    from facever.encoder.network import build_encoder
+    from facever.training.bundle import BundleMetadata, Threshold, TrainableBundle
+    from facever.training.network import build_encoder
 
     out = {}
     for seed, key in enumerate("AB"):

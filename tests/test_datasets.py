@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from facever.alignment import TEMPLATE_112
-from facever.encoder.datasets import CANONICAL_SIZE
+from facever.training.datasets import CANONICAL_SIZE
 from facever.detection import Face
-from facever.encoder.datasets import (
+from facever.training.datasets import (
     PIPELINE_VERSION,
     CropCache,
     IdentityDataset,

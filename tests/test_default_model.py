@@ -29,7 +29,7 @@ def default_verifier(shipped):
 
 
 def test_shipped_bundle_is_calibrated_small_and_traceable(shipped):
-    from facever.encoder.dlib_format import DLIB_RESNET_SHA256
+    from facever.training.dlib_format import DLIB_RESNET_SHA256
 
     meta = shipped.metadata
     assert meta.architecture == "dlib_resnet" and meta.alignment == "dlib"
@@ -59,7 +59,7 @@ def _split(name: str) -> set[str]:
 
 
 def test_shipped_graph_matches_its_trainable_weights(shipped):
-    from facever.encoder.bundle import load_trainable
+    from facever.training.bundle import load_trainable
 
     trainable = load_trainable(config.packaged_model_dir())
     x = np.random.default_rng(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facever.detection import Face, MTCNNDetector, default_detector, select_faces
+from facever.detection import Face, select_faces
+from facever.mtcnn_onnx import MTCNNDetector, default_detector
 from facever.errors import MultipleFacesError, NoFaceError
 
 
@@ -90,7 +91,7 @@ def test_two_faces_in_one_photo(detector, astronaut):
 
 def test_compiled_mtcnn_stages_give_the_eager_results(astronaut, monkeypatch):
     """The tf.function-wrapped networks (a speed-up) find the same boxes and landmarks as eager Keras."""
-    import facever.encoder.mtcnn_tf as mtcnn_tf
+    import facever.training.mtcnn_tf as mtcnn_tf
 
     compiled = mtcnn_tf.TFMTCNNDetector().detect(astronaut)
     monkeypatch.setattr(mtcnn_tf, "_compile_stages", lambda mtcnn: None)

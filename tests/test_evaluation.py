@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from facever import evaluation as ev
-from facever.lfw import image_path
+from facever.training import evaluation as ev
+from facever.training.lfw import image_path
 
 DIM = 128
 
@@ -233,7 +233,7 @@ def test_person_distances_variants_match_brute_force():
     g_labels = np.array([2, 0, 2, 2, 7, 0, 2, 7, 9, 2, 0])
     probes = unit(rng.normal(size=(6, DIM)))
     for variant in ("nearest", "mean3"):
-        got, people = ev.person_distances(probes, gallery, g_labels, variant, chunk_elements=50)
+        got, people = ev.person_distances(probes, gallery, g_labels, variant)
         assert people.tolist() == [0, 2, 7, 9]
         for qi in range(len(probes)):
             for pi, p in enumerate(people):
@@ -496,6 +496,50 @@ def test_embed_lfw_images(tmp_path):
     assert fig["landmark_error"]["n"] == 3 and fig["landmark_error"]["mean"] == pytest.approx(0.8 * np.sqrt(2) / 16, rel=1e-4)
     with pytest.raises(FileNotFoundError, match="P9"):
         ev.embed_lfw_images(stub, images, [image_path("P9", 1)])
+
+
+def test_embed_lfw_images_with_a_crop_cache_of_another_geometry(tmp_path):
+    """``evaluate --crop-cache``: cached 112 px ArcFace crops next to fresh 150 px dlib crops in one
+    batch. Stacking them as they are crashed (``np.stack`` of two sizes); every crop embedded must
+    have the model's size, and the cached images must skip detection."""
+    from PIL import Image
+
+    from facever.training.datasets import CropCache, file_sha256
+
+    images = tmp_path / "lfw" / "lfw-deepfunneled"
+    paths = []
+    for k, value in enumerate([200, 150, 120, 90]):
+        name = f"P{k}"
+        (images / name).mkdir(parents=True)
+        Image.fromarray(np.full((64, 80, 3), value, np.uint8)).save(images / name / f"{name}_0001.jpg")
+        paths.append(image_path(name, 1))
+    cache = CropCache(tmp_path / "cache", 112, "arcface")
+    cached = paths[:2]
+    cache.add([file_sha256(images / p) for p in cached], np.full((2, 112, 112, 3), 77, np.uint8),
+              np.zeros((2, 5, 2), np.float32), np.array([True, True]))
+
+    class Recording(StubEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.input_size, self.template_name = 150, "dlib"
+            self.shapes, self.detected = [], 0
+            inner = self.detector.detect_batch
+
+            def detect_batch(batch):
+                self.detected += len(batch)
+                return inner(batch)
+
+            self.detector.detect_batch = detect_batch
+
+        def embed_crops(self, crops):
+            self.shapes.append(crops.shape[1:])
+            return super().embed_crops(crops)
+
+    stub = Recording()
+    res = ev.embed_lfw_images(stub, tmp_path / "lfw", paths, crop_cache=cache, batch_size=4)
+    assert res.found.all() and np.isfinite(res.embeddings).all()
+    assert stub.shapes == [(150, 150, 3)]  # one batch, cached and fresh crops alike
+    assert stub.detected == 2  # only the two images the cache lacks
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ from conftest import StubDetector, person_image
 def tiny_model():
     import keras
 
-    from facever.encoder.network import build_encoder
+    from facever.training.network import build_encoder
 
     keras.utils.set_random_seed(0)
     return build_encoder("resnet_s", input_size=32, width=8)
 
 
 def test_head_after_trunk_is_the_whole_model(tiny_model):
-    from facever.encoder.finetune import split_model
+    from facever.training.finetune import split_model
 
     trunk, head = split_model(tiny_model, "s2b1_out")
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
@@ -30,7 +30,7 @@ def test_head_after_trunk_is_the_whole_model(tiny_model):
 
 
 def test_head_shares_the_models_layers(tiny_model):
-    from facever.encoder.finetune import split_model
+    from facever.training.finetune import split_model
 
     _, head = split_model(tiny_model, "s2b1_out")
     dense = next(l for l in head.layers if l.name == "head_dense")
@@ -48,7 +48,7 @@ def _clustered_features(n_people: int, per: int, seed: int, shape=(2, 2, 2, 16))
 def test_finetuner_trains_keeps_the_best_epoch_and_logs_figures():
     import keras
 
-    from facever.encoder.finetune import FinetuneConfig, Finetuner
+    from facever.training.finetune import FinetuneConfig, Finetuner
 
     keras.utils.set_random_seed(1)
     inp = keras.Input((2, 2, 16))
@@ -67,7 +67,7 @@ def test_finetuner_trains_keeps_the_best_epoch_and_logs_figures():
     best = max(history, key=lambda h: h.val["score"])
     assert tuner.best["epoch"] == best.epoch
     # the head now holds the best epoch's weights
-    from facever.encoder.finetune import embed_features, val_score
+    from facever.training.finetune import embed_features, val_score
 
     assert val_score(embed_features(head, vfeats), vlabels)["score"] == pytest.approx(best.val["score"], abs=1e-6)
 
@@ -75,7 +75,7 @@ def test_finetuner_trains_keeps_the_best_epoch_and_logs_figures():
 def test_several_validation_sets_choose_on_the_mean_of_their_scores():
     import keras
 
-    from facever.encoder.finetune import FinetuneConfig, Finetuner, embed_features, val_score
+    from facever.training.finetune import FinetuneConfig, Finetuner, embed_features, val_score
 
     keras.utils.set_random_seed(2)
     inp = keras.Input((2, 2, 16))
@@ -95,7 +95,7 @@ def test_several_validation_sets_choose_on_the_mean_of_their_scores():
 def test_freeze_until_trains_only_the_layers_after_it():
     import keras
 
-    from facever.encoder.finetune import FinetuneConfig, Finetuner
+    from facever.training.finetune import FinetuneConfig, Finetuner
 
     inp = keras.Input((2, 2, 16))
     x = keras.layers.Flatten(name="flat")(inp)
@@ -112,8 +112,8 @@ def test_finetune_from_folders_writes_a_calibrated_bundle(tiny_bundle_dir, tmp_p
     import cv2
 
     from facever.bundle import load_bundle, read_metadata
-    from facever.encoder.finetune import FinetuneConfig
-    from facever.encoder.finetune_recipe import finetune_from_folders
+    from facever.training.finetune import FinetuneConfig
+    from facever.training.finetune_recipe import finetune_from_folders
 
     root = tmp_path / "people"
     for person in range(10):
@@ -141,7 +141,7 @@ def test_finetune_from_folders_writes_a_calibrated_bundle(tiny_bundle_dir, tmp_p
 def test_too_few_people_is_a_clear_error(tiny_bundle_dir, tmp_path):
     import cv2
 
-    from facever.encoder.finetune_recipe import finetune_from_folders
+    from facever.training.finetune_recipe import finetune_from_folders
 
     root = tmp_path / "people"
     for person in range(3):
@@ -157,7 +157,7 @@ def test_few_people_are_all_taken_per_batch():
     """A user's own small dataset (fewer people than P) still trains: P shrinks, K grows."""
     import keras
 
-    from facever.encoder.finetune import FinetuneConfig, Finetuner
+    from facever.training.finetune import FinetuneConfig, Finetuner
 
     inp = keras.Input((2, 2, 16))
     x = keras.layers.Dense(128, use_bias=False)(keras.layers.Flatten()(inp))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facever import lfw
-from facever.lfw import Pair, image_path, people_images, read_landmarks, read_pairs, read_people, read_people_folds
+from facever.training import lfw
+from facever.training.lfw import Pair, image_path, people_images, read_landmarks, read_pairs, read_people, read_people_folds
 
 
 def write(path, text: str):

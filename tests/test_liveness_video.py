@@ -36,7 +36,7 @@ def test_the_relief_gives_parallax_and_the_flat_render_none():
     # The canonical nose (the nose mapped by the homography of the eyes and mouth corners onto a
     # frontal template) moves with a turning head, one way for each side; on the same photo turned
     # flat it stays put, up to MTCNN's noise. Medians over the angles a clip sweeps while it holds a turn.
-    from facever.detection import default_detector
+    from facever.mtcnn_onnx import default_detector
 
     detector = default_detector()
     sweep = np.linspace(video.TURN_DEG - video.SWEEP_DEG, video.TURN_DEG + video.SWEEP_DEG, 7)

@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from facever.encoder.losses import (  # noqa: E402
+from facever.training.losses import (  # noqa: E402
     TRIPLET_LOSSES,
     batch_all_triplet_loss,
     batch_hard_triplet_loss,

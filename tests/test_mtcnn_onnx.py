@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from facever.detection import Face
-from facever.encoder.mtcnn_tf import TFMTCNNDetector as MTCNNDetector
+from facever.training.mtcnn_tf import TFMTCNNDetector as MTCNNDetector
 from facever.errors import ModelError
 from facever.mtcnn_onnx import OnnxMTCNNDetector, default_model_dir
 
@@ -36,7 +36,7 @@ def _shipped_present() -> bool:
 @pytest.fixture(scope="module")
 def fresh_export(tmp_path_factory) -> Path:
     """The graphs exported from the mtcnn package by this checkout's exporter (needs TensorFlow)."""
-    from facever.encoder.export_mtcnn import export_mtcnn
+    from facever.training.export_mtcnn import export_mtcnn
 
     out = tmp_path_factory.mktemp("mtcnn_onnx")
     paths = export_mtcnn(out)

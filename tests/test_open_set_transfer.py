@@ -167,7 +167,7 @@ def test_user_calibration_reports_held_out_fpir_and_refuses_too_few_people():
 @pytest.fixture
 def people_dir(tmp_path, monkeypatch):
     """``N`` person folders of 8 (empty) photos each, embedded by a fake as synthetic identities."""
-    import facever.evaluation as evaluation
+    import facever.training.evaluation as evaluation
 
     def make(n_people: int):
         x, y = osm.synthetic_embeddings(n_people, 8, seed=6)

@@ -16,14 +16,14 @@ frm = pytest.importorskip("face_recognition_models")
 
 @pytest.fixture(scope="module")
 def dat_path():
-    from facever.encoder.dlib_format import find_packaged_model
+    from facever.training.dlib_format import find_packaged_model
 
     return find_packaged_model()
 
 
 @pytest.fixture(scope="module")
 def imported(dat_path):
-    from facever.encoder.pretrained import import_dlib_resnet
+    from facever.training.pretrained import import_dlib_resnet
 
     return import_dlib_resnet(dat_path, normalize=False)
 
@@ -37,7 +37,7 @@ def _chips(n: int = 6, seed: int = 0) -> np.ndarray:
 
 
 def test_file_parses_to_its_end_with_the_known_layout(imported, dat_path):
-    from facever.encoder.dlib_format import DLIB_RESNET_SHA256
+    from facever.training.dlib_format import DLIB_RESNET_SHA256
 
     model, net, path = imported
     assert path == dat_path
@@ -62,7 +62,7 @@ def test_keras_model_equals_dlibs_own_descriptors(imported):
 
 
 def test_normalised_model_is_the_unit_descriptor(imported, dat_path):
-    from facever.encoder.pretrained import import_dlib_resnet
+    from facever.training.pretrained import import_dlib_resnet
 
     raw_model = imported[0]
     unit_model = import_dlib_resnet(dat_path, normalize=True)[0]
@@ -73,7 +73,7 @@ def test_normalised_model_is_the_unit_descriptor(imported, dat_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "trailing", "garbage", "empty", "missing"])
 def test_bad_files_are_refused_naming_the_file(dat_path, tmp_path, damage):
-    from facever.encoder.dlib_format import read_dlib_resnet
+    from facever.training.dlib_format import read_dlib_resnet
 
     bad = tmp_path / f"{damage}.dat"
     data = dat_path.read_bytes()
@@ -90,10 +90,10 @@ def test_bad_files_are_refused_naming_the_file(dat_path, tmp_path, damage):
 
 
 def test_failed_save_never_leaves_a_half_written_bundle(tmp_path, monkeypatch):
-    import facever.encoder.export as export
+    import facever.training.export as export
     from facever.bundle import BundleMetadata
-    from facever.encoder.bundle import TrainableBundle
-    from facever.encoder.network import build_encoder
+    from facever.training.bundle import TrainableBundle
+    from facever.training.network import build_encoder
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("export failed")

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from facever.encoder.sampling import PKSampler
+from facever.training.sampling import PKSampler
 
 # identity → number of images: 6 identities with ≥2 images (one with fewer than K=4), 4 singletons
 COUNTS = {10: 6, 11: 5, 12: 4, 13: 3, 14: 2, 15: 7, 20: 1, 21: 1, 22: 1, 23: 1}

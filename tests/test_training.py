@@ -18,7 +18,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from facever.encoder.training import EpochLog, Trainer, TrainConfig  # noqa: E402
+from facever.training.scratch import EpochLog, Trainer, TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +209,7 @@ def test_mining_strategies_with_distillation(mining, data, tmp_path):
 # ---- augmentation -----------------------------------------------------------------------------------
 
 def test_augment_batch_keeps_shape_and_range():
-    from facever.encoder.datasets import augment_batch
+    from facever.training.datasets import augment_batch
 
     tf.random.set_seed(0)
     rng = np.random.default_rng(0)
@@ -224,7 +224,7 @@ def test_augment_batch_keeps_shape_and_range():
 
 
 def test_augment_batch_with_only_flips():
-    from facever.encoder.datasets import augment_batch
+    from facever.training.datasets import augment_batch
 
     tf.random.set_seed(1)
     x = np.random.default_rng(1).uniform(0, 255, (32, SIZE, SIZE, 3)).astype(np.float32)
@@ -239,7 +239,7 @@ def test_augment_batch_with_only_flips():
 # ---- open-set calibration (recipe) ------------------------------------------------------------------
 
 def test_identify_threshold_meets_its_fpir_on_synthetic_clusters():
-    from facever.encoder.recipe import calibrate_identify_threshold
+    from facever.training.recipe import calibrate_identify_threshold
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(60, 16))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: File name endings read as images by :meth:`Gallery.enroll_dir` and the CLI.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif"})
+from facever.imaging import IMAGE_SUFFIXES  # noqa: F401  (the file endings read as images)
 
 
 def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:

@@ -1,6 +1,6 @@
 """The LFW protocols P1–P4 and facever's own pipeline on LFW images (detection figures included).
 
-Conventions: see :mod:`facever.evaluation`.
+Conventions: see :mod:`facever.training.evaluation`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from facever import lfw
-from facever.evaluation.metrics import (EmbedFn, FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, ProgressFn, accuracy_at_threshold, all_pairs_distances, kfold_accuracy, landmark_error, open_set_identification, pair_distances, verification_metrics)
-from facever.evaluation.plots import save_plots
+from facever.training import lfw
+from facever.training.evaluation.metrics import (EmbedFn, FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, ProgressFn, accuracy_at_threshold, all_pairs_distances, kfold_accuracy, landmark_error, open_set_identification, pair_distances, verification_metrics)
+from facever.training.evaluation.plots import save_plots
 from facever.matching import rates_at
 
 # ----------------------------------------------------------------------------------------------
@@ -334,12 +334,14 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
 
     Args:
         verifier: a :class:`facever.api.FaceVerifier` (or a :class:`facever.embedding.FaceEmbedder`).
-        root: the image root, or an LFW root (see :func:`facever.lfw.image_root`).
+        root: the image root, or an LFW root (see :func:`facever.training.lfw.image_root`).
         paths: image paths relative to the image root.
         progress: ``callback(done, total)`` after each batch.
-        crop_cache: optional :class:`facever.encoder.datasets.CropCache` made by the same detection
+        crop_cache: optional :class:`facever.training.datasets.CropCache` made by the same detection
             and alignment pipeline (same ``PIPELINE_VERSION``); images whose content hash it holds
-            skip detection (entries made from fallback landmarks count as "no face").
+            skip detection (entries made from fallback landmarks count as "no face"). Cached crops
+            of another geometry than the model's are re-warped to it
+            (:func:`facever.alignment.convert_crop`), so every crop embedded together has one size.
 
     Returns:
         :class:`LFWEmbeddings` (NaN embedding rows for images without a face or undecodable).
@@ -375,7 +377,8 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
                 errors[paths[i]] = str(exc)
         crops, rows = [], []
         if crop_cache is not None:
-            idx, images = _take_cached(crop_cache, base, paths, idx, images, crops, rows, found, landmarks)
+            idx, images = _take_cached(crop_cache, base, paths, idx, images, crops, rows, found, landmarks,
+                                       embedder.input_size, embedder.template_name)
         for i, image, faces in zip(idx, images, embedder.detector.detect_batch(images) if images else []):
             if not faces:  # the inference pipeline's second pass, on a padded copy (tight crops)
                 faces = detect_padded(embedder.detector, image)
@@ -395,27 +398,35 @@ def embed_lfw_images(verifier: Any, root: str | os.PathLike[str], paths: Sequenc
 
 
 def _take_cached(cache: Any, base: Path, paths: Sequence[str], idx: list[int], images: list[np.ndarray],
-                 crops: list[np.ndarray], rows: list[int], found: np.ndarray, landmarks: np.ndarray):
-    """Move images that the crop cache holds from (idx, images) to (crops, rows); return the rest."""
-    from facever.encoder.datasets import file_sha256
+                 crops: list[np.ndarray], rows: list[int], found: np.ndarray, landmarks: np.ndarray,
+                 size: int, template_name: str):
+    """Move images that the crop cache holds from (idx, images) to (crops, rows); return the rest.
+
+    Cached crops are brought to the model's geometry (``template_name`` at ``size`` px) first: a
+    cache of another geometry (e.g. 112 px ArcFace crops for a 150 px dlib model) must not end up
+    beside freshly aligned crops in one batch of another size.
+    """
+    from facever.alignment import convert_crop
+    from facever.training.datasets import file_sha256
 
     rest_idx, rest_images = [], []
     for i, image in zip(idx, images):
-        hit = cache.get(file_sha256(base / paths[i]))
+        key = file_sha256(base / paths[i])
+        hit = cache.get(key)
         if hit is None:
             rest_idx.append(i)
             rest_images.append(image)
         elif hit[1]:  # detected (not a fallback crop)
-            crops.append(hit[0])
+            crops.append(convert_crop(hit[0], cache.template, size, template_name))
             rows.append(i)
             found[i] = True
-            landmarks[i] = cache.landmarks(file_sha256(base / paths[i]))
+            landmarks[i] = cache.landmarks(key)
     return rest_idx, rest_images
 
 
 def detection_figures(result: LFWEmbeddings, annotations: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Share of images with a face found and, against ``annotations`` (e.g.
-    :func:`facever.lfw.read_landmarks`), the :func:`landmark_error` of the chosen faces."""
+    :func:`facever.training.lfw.read_landmarks`), the :func:`landmark_error` of the chosen faces."""
     n = len(result.paths)
     figures: dict[str, Any] = {"n_images": n, "n_found": int(result.found.sum()),
                                "found_rate": float(result.found.mean()) if n else None,

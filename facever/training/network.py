@@ -85,7 +85,7 @@ def mobile_s(input_size: int = 96, embedding_dim: int = 128, width: int = 32, dr
 
 
 # ----------------------------------------------------------------------------------------------
-# dlib's face-recognition ResNet (imported weights: see facever.encoder.pretrained)
+# dlib's face-recognition ResNet (imported weights: see facever.training.pretrained)
 # ----------------------------------------------------------------------------------------------
 
 #: dlib's input means (R, G, B), subtracted before dividing by 256.
@@ -149,7 +149,7 @@ def dlib_resnet(input_size: int = 150, embedding_dim: int = 128, normalize: bool
     ``(x - DLIB_MEAN_RGB) / 256`` itself (a fixed 1×1 depthwise conv, so exported graphs have one
     input and no normalisation statistics to feed). 29 conv layers, 5.6 M parameters; spatial sizes
     150 → 72 → 35 → 17 → 8 → 4 → 2. Output ``(128,)`` float32: unit L2 norm when ``normalize``,
-    else dlib's raw descriptor. Weights come from :func:`facever.encoder.pretrained.load_dlib_weights`.
+    else dlib's raw descriptor. Weights come from :func:`facever.training.pretrained.load_dlib_weights`.
     """
     if input_size != 150:
         raise ValueError(f"dlib_resnet takes 150x150 chips, got input_size={input_size}")

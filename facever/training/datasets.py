@@ -19,16 +19,18 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from facever.alignment import align_face
-from facever.imaging import load_image
+from facever import alignment
+from facever.alignment import CANONICAL_SIZE, CANONICAL_TEMPLATE
+from facever.detection import Detector, central_face
+from facever.embedding import detect_padded
+from facever.errors import ImageError
+from facever.imaging import IMAGE_SUFFIXES, load_image
+from facever.mtcnn_onnx import default_detector
+from facever.training import lfw
 
-#: Training crops: ArcFace template at 112 px (resized to the encoder input), see CropCache.
-CANONICAL_SIZE = 112
-
-#: Bump when detection/alignment changes: cached crops of another version are not reused.
-PIPELINE_VERSION = "mtcnn1.0-min20-arcface112-v1"
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".gif"}
+#: Bump when detection or alignment changes: cached crops of another version are not reused.
+#: v2: MTCNN on onnxruntime with the padded second pass (the inference detector), any template and size.
+PIPELINE_VERSION = "mtcnn-onnx-min20-pad-v2"
 
 
 @dataclass
@@ -126,16 +128,6 @@ def from_folders(root: str | os.PathLike[str], exclude: Iterable[str] = (), min_
     return IdentityDataset(root, paths, np.asarray(labels, np.int64), people, source=str(root), excluded=sorted(excluded))
 
 
-def read_people_file(path: str | os.PathLike[str]) -> list[str]:
-    """Names from an LFW ``people*.txt`` file (first line a count, then ``NAME COUNT`` lines)."""
-    names = []
-    for line in Path(path).read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) == 2:
-            names.append(parts[0])
-    return names
-
-
 def from_lfw(lfw_root: str | os.PathLike[str], exclude_people_file: str | os.PathLike[str] | None = "default") -> IdentityDataset:
     """LFW deep-funneled identity folders, without the people of ``exclude_people_file``.
 
@@ -143,23 +135,18 @@ def from_lfw(lfw_root: str | os.PathLike[str], exclude_people_file: str | os.Pat
     """
     lfw_root = Path(lfw_root)
     if exclude_people_file == "default":
-        exclude_people_file = lfw_root / "protocol" / "peopleDevTest.txt"
-    exclude = read_people_file(exclude_people_file) if exclude_people_file else []
-    ds = from_folders(lfw_root / "lfw-deepfunneled", exclude=exclude)
+        exclude_people_file = lfw.protocol_file(lfw_root, "peopleDevTest.txt")
+    exclude = list(lfw.read_people(exclude_people_file)) if exclude_people_file else []
+    ds = from_folders(lfw_root / lfw.IMAGES_DIR, exclude=exclude)
     ds.source = f"lfw:{lfw_root}"
     return ds
 
 
 def lfw_annotations(lfw_root: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """LFW's 5-point landmarks: relative path → ``(5, 2)`` pixels (left eye, right eye, nose, mouth)."""
-    ann_file = Path(lfw_root) / "annotations" / "lfw_landmark_5pt_original250.txt"
-    out = {}
-    if ann_file.is_file():
-        for line in ann_file.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 11:
-                out[parts[0]] = np.asarray(parts[1:], np.float32).reshape(5, 2)
-    return out
+    """LFW's 5-point landmarks (:func:`facever.training.lfw.read_landmarks`): relative path → ``(5, 2)``
+    pixels (left eye, right eye, nose, mouth corners); empty when the annotation file is absent."""
+    ann_file = Path(lfw_root) / lfw.LANDMARKS_FILE
+    return lfw.read_landmarks(ann_file) if ann_file.is_file() else {}
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -168,18 +155,25 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 class CropCache:
-    """Aligned 112×112 crops on disk, keyed by image content hash and :data:`PIPELINE_VERSION`.
+    """Aligned crops of one geometry on disk, keyed by image content hash and :data:`PIPELINE_VERSION`.
 
-    Stored as ``<dir>/crops-<PIPELINE_VERSION>.npz`` with arrays ``keys`` (hex SHA-256), ``crops``
-    ``(M, 112, 112, 3)`` uint8, ``landmarks`` ``(M, 5, 2)``, ``detected`` ``(M,)`` bool (False: the
-    crop used fallback landmarks) — images where nothing could be aligned are absent.
+    A cache holds crops of one template at one size (``template``, ``size``: by default facever's
+    canonical stored crop, dlib's 150 px chip), stored as
+    ``<dir>/crops-<PIPELINE_VERSION>-<template><size>.npz`` with arrays ``keys`` (hex SHA-256),
+    ``crops`` ``(M, size, size, 3)`` uint8, ``landmarks`` ``(M, 5, 2)`` pixels of the source image,
+    ``detected`` ``(M,)`` bool (False: the crop used fallback landmarks). Images where nothing could
+    be aligned are absent. Caches of other geometries live side by side in the same folder.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], size: int = CANONICAL_SIZE,
+                 template: str = CANONICAL_TEMPLATE) -> None:
+        alignment.template(size, template)  # an unknown template name fails here
         self.directory = Path(directory)
-        self.file = self.directory / f"crops-{PIPELINE_VERSION}.npz"
+        self.size = int(size)
+        self.template = template
+        self.file = self.directory / f"crops-{PIPELINE_VERSION}-{template}{self.size}.npz"
         self._index: dict[str, int] = {}
-        self._crops = np.zeros((0, CANONICAL_SIZE, CANONICAL_SIZE, 3), np.uint8)
+        self._crops = np.zeros((0, self.size, self.size, 3), np.uint8)
         self._landmarks = np.zeros((0, 5, 2), np.float32)
         self._detected = np.zeros(0, bool)
         if self.file.is_file():
@@ -194,7 +188,7 @@ class CropCache:
         return key in self._index
 
     def get(self, key: str) -> tuple[np.ndarray, bool] | None:
-        """``(crop, detected)`` for a content hash, or None."""
+        """``(crop, detected)`` for a content hash, or None; the crop is ``(size, size, 3)`` uint8."""
         i = self._index.get(key)
         return None if i is None else (self._crops[i], bool(self._detected[i]))
 
@@ -204,12 +198,15 @@ class CropCache:
         return None if i is None else self._landmarks[i]
 
     def add(self, keys: Sequence[str], crops: np.ndarray, landmarks: np.ndarray, detected: np.ndarray) -> None:
-        """Add entries (kept in memory until :meth:`save`)."""
+        """Add entries (kept in memory until :meth:`save`). Raises ValueError for crops of another size."""
+        crops = np.asarray(crops)
+        if crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"crops of shape {crops.shape[1:]} do not fit a {self.template} {self.size} px cache")
         new = [i for i, k in enumerate(keys) if k not in self._index]
         if not new:
             return
         base = len(self._crops)
-        self._crops = np.concatenate([self._crops, np.asarray(crops)[new]])
+        self._crops = np.concatenate([self._crops, crops[new]])
         self._landmarks = np.concatenate([self._landmarks, np.asarray(landmarks, np.float32)[new]])
         self._detected = np.concatenate([self._detected, np.asarray(detected, bool)[new]])
         for j, i in enumerate(new):
@@ -224,56 +221,77 @@ class CropCache:
         os.replace(tmp, self.file)
 
 
-def aligned_crops(dataset: IdentityDataset, cache: CropCache, detector=None,
-                  fallback_landmarks: dict[str, np.ndarray] | None = None, batch: int = 32,
+def aligned_crops(dataset: IdentityDataset, size: int = CANONICAL_SIZE, template: str = CANONICAL_TEMPLATE,
+                  cache: CropCache | None = None, detector: Detector | None = None,
+                  fallback_landmarks: dict[str, np.ndarray] | None = None, batch: int = 16,
                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical crops of every image of ``dataset``, detecting only images not in ``cache``.
+    """Aligned crops of every image of ``dataset``: the inference pipeline's detection and alignment.
 
-    When several faces are found, the one nearest the image centre is used (identity-folder
-    datasets are photos of one person). When none is found, ``fallback_landmarks[path]`` is used if
-    given, else the image is dropped.
+    Detection is the inference detector (MTCNN on onnxruntime, :func:`facever.mtcnn_onnx.default_detector`,
+    unless ``detector`` is given) with its second pass on a padded copy when nothing is found
+    (:func:`facever.embedding.detect_padded`); when several faces are found the one nearest the image
+    centre is used (identity-folder datasets are photos of one person). When none is found,
+    ``fallback_landmarks[path]`` is used if given, else the image is dropped; undecodable images are
+    dropped. Each face is aligned to ``template`` at ``size`` px (:func:`facever.alignment.align_face`),
+    exactly as inference aligns it for a model of that geometry. With ``cache`` (of the same geometry),
+    only images whose content hash it lacks are detected, and new crops are saved to it.
 
     Returns:
-        ``crops`` ``(N, 112, 112, 3)`` uint8 and ``ok`` ``(N,)`` bool (False = dropped; its crop is 0).
-    """
-    from facever.detection import central_face
-    from facever.encoder.mtcnn_tf import TFMTCNNDetector as MTCNNDetector
+        ``crops`` ``(N, size, size, 3)`` uint8 and ``ok`` ``(N,)`` bool (False = dropped; its crop is 0).
 
+    Raises:
+        ValueError: ``cache`` holds crops of another geometry.
+    """
+    if cache is not None and (cache.size, cache.template) != (size, template):
+        raise ValueError(f"the crop cache holds {cache.template} {cache.size} px crops, not {template} {size} px")
     n = len(dataset)
-    keys = [file_sha256(dataset.root / p) for p in dataset.paths]
-    crops = np.zeros((n, CANONICAL_SIZE, CANONICAL_SIZE, 3), np.uint8)
+    keys = [file_sha256(dataset.root / p) for p in dataset.paths] if cache is not None else []
+    crops = np.zeros((n, size, size, 3), np.uint8)
     ok = np.zeros(n, bool)
     todo = []
-    for i, k in enumerate(keys):
-        hit = cache.get(k)
+    for i in range(n):
+        hit = cache.get(keys[i]) if cache is not None else None
         if hit is not None:
             crops[i], ok[i] = hit[0], True
         else:
             todo.append(i)
-    detector = detector or (MTCNNDetector(min_face_size=20) if todo else None)
+    if todo and detector is None:
+        detector = default_detector()
     for start in range(0, len(todo), batch):
-        idx = todo[start:start + batch]
-        images = [load_image(dataset.root / dataset.paths[i]) for i in idx]
-        found = detector.detect_batch(images)
-        new_keys, new_crops, new_lms, new_det = [], [], [], []
-        for i, image, faces in zip(idx, images, found):
-            if faces:
-                lms = central_face(faces, image.shape).landmarks
-                detected = True
-            elif fallback_landmarks and dataset.paths[i] in fallback_landmarks:
-                lms, detected = fallback_landmarks[dataset.paths[i]], False
-            else:
-                continue
-            crops[i] = align_face(image, lms, CANONICAL_SIZE)
-            ok[i] = True
-            new_keys.append(keys[i]); new_crops.append(crops[i]); new_lms.append(lms); new_det.append(detected)
-        if new_keys:
-            cache.add(new_keys, np.stack(new_crops), np.stack(new_lms), np.asarray(new_det))
+        found = _detect_and_align(dataset, todo[start:start + batch], size, template, detector, fallback_landmarks)
+        for i, crop, _, _ in found:
+            crops[i], ok[i] = crop, True
+        if cache is not None and found:
+            cache.add([keys[i] for i, *_ in found], np.stack([f[1] for f in found]),
+                      np.stack([f[2] for f in found]), np.asarray([f[3] for f in found]))
         if progress:
             progress(min(start + batch, len(todo)), len(todo))
-    if todo:
+    if cache is not None and todo:
         cache.save()
     return crops, ok
+
+
+def _detect_and_align(dataset: IdentityDataset, idx: Sequence[int], size: int, template: str, detector: Detector,
+                      fallback_landmarks: dict[str, np.ndarray] | None) -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
+    """``(row, crop, landmarks, detected)`` for each image of ``idx`` that could be aligned."""
+    rows, images = [], []
+    for i in idx:
+        try:
+            images.append(load_image(dataset.root / dataset.paths[i]))
+            rows.append(i)
+        except ImageError:
+            continue
+    out = []
+    for i, image, faces in zip(rows, images, detector.detect_batch(images) if images else []):
+        faces = faces or detect_padded(detector, image)
+        if faces:
+            lms, detected = central_face(faces, image.shape).landmarks, True
+        elif fallback_landmarks and dataset.paths[i] in fallback_landmarks:
+            lms, detected = np.asarray(fallback_landmarks[dataset.paths[i]], np.float32), False
+        else:
+            continue
+        out.append((i, alignment.align_face(image, lms, size, template), lms, detected))
+    return out
 
 
 def augment_batch(images, seed_stream=None, max_angle_deg: float = 8.0, max_shift: float = 0.04,

@@ -1,7 +1,7 @@
 """MTCNN on TensorFlow (the ``mtcnn`` 1.0.0 package): the training-side reference detector.
 
 The inference path uses :class:`facever.mtcnn_onnx.OnnxMTCNNDetector`, a port of this pipeline on
-the same networks exported to ONNX (:mod:`facever.encoder.export_mtcnn`); this class stays as the
+the same networks exported to ONNX (:mod:`facever.training.export_mtcnn`); this class stays as the
 reference its parity tests compare against.
 """
 

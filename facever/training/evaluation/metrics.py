@@ -1,6 +1,6 @@
 """Verification and open-set identification metrics on distances between unit embeddings.
 
-NumPy + scikit-learn (training/evaluation side). Conventions: see :mod:`facever.evaluation`.
+NumPy + scikit-learn (training/evaluation side). Conventions: see :mod:`facever.training.evaluation`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from sklearn.metrics import auc as _auc
 from sklearn.metrics import roc_curve
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from facever.matching import best_accuracy_threshold
+from facever.gallery.search import person_distances as _person_distances
+from facever.matching import MAX_DISTANCE, best_accuracy_threshold, threshold_at_rate
 
+__all__ = [
+    "MAX_DISTANCE", "FARS", "FPIRS", "PROTOCOLS", "EmbedFn", "ProgressFn", "threshold_at_rate", "open_set_threshold",
+    "accuracy_at_threshold", "verification_metrics", "kfold_accuracy", "pair_distances", "all_pairs_distances",
+    "person_distances", "open_set_identification", "landmark_error",
+]
 
-#: Distance given to failed pairs/probes (no face): the largest possible between unit vectors.
-MAX_DISTANCE = 2.0
 #: False accept rates reported by default.
 FARS: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
 #: False positive identification rates reported by default (open set).
@@ -53,35 +57,6 @@ def _require_both(same: np.ndarray) -> None:
 
 def _rate_key(rate: float) -> str:
     return f"{rate:g}"
-
-
-def threshold_at_rate(negatives: np.ndarray, rate: float) -> float:
-    """Largest τ such that the fraction of ``negatives`` with distance ≤ τ is ≤ ``rate``.
-
-    Args:
-        negatives: ``(M,)`` distances that should be rejected (impostor pairs, unknown probes'
-            best distances); NaN counts as :data:`MAX_DISTANCE`.
-        rate: target rate in [0, 1].
-
-    Returns:
-        τ in distance units: just below the ``(k+1)``-th smallest negative, ``k = ⌊rate·M⌋``
-        (``numpy.nextafter`` of it, so ``d ≤ τ`` ⇔ ``d <`` that value); :data:`MAX_DISTANCE` when
-        ``k ≥ M`` (every negative may be accepted).
-
-    Raises:
-        ValueError: no negatives, or a rate outside [0, 1].
-    """
-    neg = np.asarray(negatives, np.float64).ravel()
-    if neg.size == 0:
-        raise ValueError("threshold_at_rate needs at least one negative distance")
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate must be in [0, 1], got {rate}")
-    neg = np.where(np.isfinite(neg), neg, MAX_DISTANCE)
-    k = int(math.floor(rate * neg.size + 1e-9))
-    if k >= neg.size:
-        return MAX_DISTANCE
-    kth = np.partition(neg, k)[k]
-    return float(np.nextafter(kth, -np.inf))
 
 
 def open_set_threshold(unknown_best_distances: np.ndarray, fpir: float) -> float:
@@ -275,57 +250,40 @@ def all_pairs_distances(embeddings: np.ndarray, labels: np.ndarray, block: int =
 
 
 def person_distances(probes: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray,
-                     variant: str = "nearest", chunk_elements: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of each probe to each enrolled person.
+                     variant: str = "nearest") -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each probe to each enrolled person, with failures (the gallery's own scoring).
+
+    The scoring is :func:`facever.gallery.search.person_distances` (what ``identify`` runs); this
+    adds evaluation's bookkeeping: labels in any order, and NaN rows for images without a face.
 
     Args:
-        probes: ``(Q, D)`` unit vectors (NaN rows give 2.0 everywhere).
+        probes: ``(Q, D)`` unit vectors (NaN rows give :data:`MAX_DISTANCE` everywhere).
         gallery: ``(G, D)`` enrolled unit vectors. NaN rows (no face) count as not enrolled; a person
-            with no valid enrolled vector is at distance 2.0 from every probe.
+            with no valid enrolled vector is at :data:`MAX_DISTANCE` from every probe.
         gallery_labels: ``(G,)`` person of each enrolled vector.
         variant: ``"nearest"`` (distance to the person's nearest enrolled face) or ``"mean3"`` (mean
             distance to the person's nearest up to 3 enrolled faces).
-        chunk_elements: bound on the temporary array size (elements).
 
     Returns:
-        ``(Q, P)`` float32 distances and the ``(P,)`` sorted unique person labels of the columns.
+        ``(Q, P)`` float32 distances in [0, 2] and the ``(P,)`` sorted unique person labels of the columns.
     """
     if variant not in ("nearest", "mean3"):
         raise ValueError(f"unknown variant {variant!r}: use 'nearest' or 'mean3'")
     q = np.asarray(probes, np.float32)
     gal = np.asarray(gallery, np.float32)
-    people, codes, counts = np.unique(np.asarray(gallery_labels).ravel(), return_inverse=True, return_counts=True)
+    labels = np.asarray(gallery_labels).ravel()
+    people = np.unique(labels)
+    out = np.full((q.shape[0], people.size), MAX_DISTANCE, np.float32)
+    q_ok = np.isfinite(q).all(axis=1)
+    g_ok = np.isfinite(gal).all(axis=1)
+    if not q_ok.any() or not g_ok.any():
+        return out, people
+    # valid enrolled rows grouped by person (stable: each person's rows keep their order)
+    codes = np.searchsorted(people, labels[g_ok])
     order = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    gal = gal[order]
-    q_bad = ~np.isfinite(q).all(axis=1)
-    g_bad = ~np.isfinite(gal).all(axis=1)
-    q = np.where(q_bad[:, None], 0.0, q).astype(np.float32)
-    gal = np.where(g_bad[:, None], 0.0, gal).astype(np.float32)
-    kmax = int(counts.max()) if counts.size else 0
-    out = np.empty((q.shape[0], people.size), np.float32)
-    if variant == "mean3":
-        pad = np.full((people.size, kmax), -1, np.int64)
-        for p, (st, c) in enumerate(zip(starts, counts)):
-            idx = np.arange(st, st + c)
-            idx = idx[~g_bad[idx]]  # failed enrolment images count as not enrolled
-            pad[p, :idx.size] = idx
-        m = np.minimum((pad >= 0).sum(axis=1), 3)
-    rows = max(1, chunk_elements // max(1, gal.shape[0] + people.size * kmax))
-    for a in range(0, q.shape[0], rows):
-        b = min(a + rows, q.shape[0])
-        sim = q[a:b] @ gal.T
-        dist = np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0, dtype=np.float32))
-        dist[:, g_bad] = MAX_DISTANCE
-        dist[q_bad[a:b], :] = MAX_DISTANCE
-        if variant == "nearest":
-            out[a:b] = np.minimum.reduceat(dist, starts, axis=1)
-        else:
-            gathered = np.where(pad >= 0, dist[:, np.maximum(pad, 0)], np.inf)  # (b-a, P, kmax)
-            gathered = np.sort(gathered, axis=2)[:, :, :3]
-            keep = np.arange(gathered.shape[2])[None, :] < m[:, None]  # (P, ≤3)
-            total = np.where(keep[None], gathered, 0.0).sum(axis=2)
-            out[a:b] = np.where(m[None, :] > 0, total / np.maximum(m, 1)[None, :], MAX_DISTANCE)
+    present, starts = np.unique(codes[order], return_index=True)
+    dist = _person_distances(q[q_ok], gal[g_ok][order], starts, variant)
+    out[np.ix_(np.flatnonzero(q_ok), present)] = dist
     return out, people
 
 

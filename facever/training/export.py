@@ -43,7 +43,7 @@ def to_onnx_bytes(model, half: bool = False) -> bytes:
     _canonical_names(proto)
     if half:
         _store_half(proto)
-    proto.producer_name = "facever.encoder.export"
+    proto.producer_name = "facever.training.export"
     proto.producer_version = ""
     return proto.SerializeToString()
 

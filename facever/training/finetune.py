@@ -9,7 +9,7 @@ the full model in place.
 
 Loss per P×K batch: ``triplet(labels, e) + distill · mean(1 − cos(e, e₀))``, where ``e`` are the
 head's unit embeddings and ``e₀`` those of the model before fine-tuning (the teacher). The triplet
-term is one of :data:`facever.encoder.losses.TRIPLET_LOSSES` (semi-hard, batch-hard, batch-all; hinge
+term is one of :data:`facever.training.losses.TRIPLET_LOSSES` (semi-hard, batch-hard, batch-all; hinge
 margin α or soft margin). The distillation term keeps the embedding near the imported one: the
 imported vectors lie in a narrow cone, and without it a fixed margin is met by spreading the cone,
 not by better ranking. Frozen batch-norm (dlib ``affine_``) layers stay in inference mode.
@@ -26,7 +26,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facever.encoder.sampling import PKSampler
+from facever.training.evaluation import all_pairs_distances, verification_metrics
+from facever.training.sampling import PKSampler
+from facever.training.schedule import keras_schedule
+
+#: Final learning rate of the cosine decay, as a fraction of ``FinetuneConfig.lr``.
+MIN_LR_RATIO = 0.05
 
 
 @dataclass
@@ -40,7 +45,8 @@ class FinetuneConfig:
         margin: hinge margin α on Euclidean distances between unit vectors (in [0, 2]).
         soft: softplus instead of the hinge (``margin`` ignored).
         distill: weight of the cosine distillation term towards the model before fine-tuning.
-        lr: peak Adam learning rate; linear warm-up over ``warmup_steps``, cosine decay to 5 %.
+        lr: peak Adam learning rate; linear warm-up over ``warmup_steps``, cosine decay to 5 %
+            (:func:`facever.training.schedule.warmup_cosine`, the from-scratch trainer's schedule too).
         epochs: passes over the training images (an epoch = N / (P·K) batches).
         p, k: identities per batch, images per identity.
         seed: sampler and initialisation seed.
@@ -160,12 +166,10 @@ def embed_features(head, features: np.ndarray, batch: int = 512) -> np.ndarray:
 def val_score(emb: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Verification figures over every pair of ``emb``: AUC, EER, TAR at FAR 1e-2/1e-3 (NaN when too few
     impostor pairs resolve that FAR) and ``score``, their mean: what checkpoints are chosen on."""
-    from facever import evaluation as ev
-
-    res = ev.all_pairs_distances(emb, labels)
+    res = all_pairs_distances(emb, labels)
     d = np.concatenate([res["genuine"], res["impostor"]])
     same = np.r_[np.ones(len(res["genuine"]), bool), np.zeros(len(res["impostor"]), bool)]
-    m = ev.verification_metrics(d, same, fars=(1e-2, 1e-3))
+    m = verification_metrics(d, same, fars=(1e-2, 1e-3))
     # a FAR too small for the number of impostor pairs is unresolvable (None): it is left out of
     # the score, which falls back to the AUC when neither can be measured
     tars = [m["tar_at_far"][k]["tar"] for k in ("0.01", "0.001")]
@@ -207,21 +211,12 @@ class Finetuner:
         import keras
         import tensorflow as tf
 
-        from facever.encoder.losses import get_triplet_loss, triplet_stats
+        from facever.training.losses import get_triplet_loss, triplet_stats
 
         cfg = self.config
         loss_fn = get_triplet_loss(cfg.loss)
-        steps = cfg.epochs * self.steps_per_epoch
-        base, warm = cfg.lr, max(1, cfg.warmup_steps)
-
-        def schedule(step):
-            step = tf.cast(step, tf.float32)
-            w = tf.minimum(1.0, (step + 1.0) / warm)
-            progress = tf.clip_by_value((step - warm) / max(1.0, steps - warm), 0.0, 1.0)
-            return base * w * (0.05 + 0.95 * 0.5 * (1.0 + tf.cos(np.pi * progress)))
-
-        self.optimizer = keras.optimizers.Adam(learning_rate=lambda: schedule(self.optimizer.iterations),
-                                               weight_decay=cfg.weight_decay or None)
+        schedule = keras_schedule(cfg.lr, cfg.warmup_steps, cfg.epochs * self.steps_per_epoch, MIN_LR_RATIO)
+        self.optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=cfg.weight_decay or None)
         if cfg.freeze_until:
             names = [l.name for l in self.head.layers]
             if cfg.freeze_until not in names:

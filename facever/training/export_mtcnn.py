@@ -23,7 +23,7 @@ batch dynamic. Consumers should fetch outputs by name, not position.
 
 Usage::
 
-    python -m facever.encoder.export_mtcnn OUT_DIR
+    python -m facever.training.export_mtcnn OUT_DIR
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _convert(name: str, model):
         if width != _OUTPUT_WIDTHS[out.name]:
             raise RuntimeError(f"{name}: output {out.name} has width {width}, expected {_OUTPUT_WIDTHS[out.name]}")
     _name_dynamic_dims(model_proto, name)
-    model_proto.producer_name = "facever.encoder.export_mtcnn"
+    model_proto.producer_name = "facever.training.export_mtcnn"
     model_proto.doc_string = f"MTCNN {name.upper()} from the mtcnn 1.0.0 package weights"
     import onnx
 
@@ -168,7 +168,7 @@ def export_mtcnn(out_dir: str | os.PathLike) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m facever.encoder.export_mtcnn OUT_DIR", file=sys.stderr)
+        print("usage: python -m facever.training.export_mtcnn OUT_DIR", file=sys.stderr)
         return 2
     for name, path in export_mtcnn(argv[0]).items():
         print(f"{name}: {path} ({path.stat().st_size} bytes)")

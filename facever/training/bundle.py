@@ -2,7 +2,7 @@
 
 :class:`TrainableBundle` couples a Keras model with its :class:`~facever.bundle.BundleMetadata`.
 ``save`` writes ``model.keras`` (for further training), exports ``encoder.onnx`` (what inference
-runs, :mod:`facever.encoder.export`) and ``metadata.json``, into a temporary directory that then
+runs, :mod:`facever.training.export`) and ``metadata.json``, into a temporary directory that then
 replaces the target, so a failed save never leaves a half-written bundle. The inference side reads
 bundles with :func:`facever.bundle.load_bundle` and never imports this module.
 """
@@ -45,7 +45,7 @@ class TrainableBundle:
         """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        from facever.encoder.export import export_encoder, round_weights_to_half
+        from facever.training.export import export_encoder, round_weights_to_half
 
         tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=directory.parent))
         try:
@@ -105,7 +105,7 @@ def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
 
 def _from_weights(path: Path, metadata: BundleMetadata):
     """Rebuild ``metadata.architecture`` and load compact float16 weights (no pickle)."""
-    from facever.encoder.network import build_encoder
+    from facever.training.network import build_encoder
 
     try:
         with np.load(path, allow_pickle=False) as data:
