@@ -14,7 +14,7 @@ run() {  # name, extra train args...
   local name=$1; shift
   [ -f "$WORK/$name/p1.json" ] && return 0
   facever train --lfw "$LFW" --out "$WORK/$name" --cache "$CACHE" --input-size 64 --epochs "$EPOCHS" \
-    --p 32 --k 4 --extra-singletons 32 --margin 0.2 --lr 1e-3 --warmup-steps 100 --seed 0 --resume --json "$@" \
+    --people-per-batch 32 --images-per-person 4 --extra-singletons 32 --margin 0.2 --lr 1e-3 --warmup-steps 100 --seed 0 --resume --json "$@" \
     > "$WORK/$name/train.json"
   facever evaluate --lfw "$LFW" --model "$WORK/$name/bundle" --protocol p1 --crop-cache "$CACHE" --json > "$WORK/$name/p1.json"
 }

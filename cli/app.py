@@ -55,8 +55,13 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", help="Show the facever version and exit.", is_eager=True,
-                                       callback=_show_version)) -> None:
+                                       callback=_show_version),
+          debug: bool = typer.Option(False, "--debug", help="On an error, print the full traceback before the "
+                                     "one-line message (also FACEVER_DEBUG=1).")) -> None:
     """Face verification and recognition: verify two faces, enroll people, identify faces."""
+    from . import common
+
+    common.DEBUG = debug  # set on every run: an earlier run in this process leaves nothing behind
 
 
 def main() -> None:
@@ -86,5 +91,10 @@ def main() -> None:
         if "ClickException" in kinds:
             sys.stderr.write(f"error: {exc.format_message()}\n")
             raise SystemExit(getattr(exc, "exit_code", 1) or 1) from None
-        raise
+        from .common import EXIT_ERROR, debug_enabled
+
+        if debug_enabled():
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc} (run 'facever --debug ...' for the traceback)\n")
+        raise SystemExit(EXIT_ERROR) from None
     raise SystemExit(code if isinstance(code, int) else 0)

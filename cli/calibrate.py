@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from .common import JSON_OPTION, MODEL_OPTION, err, fail, handle_errors, out, print_json, progress_bar
+
+class Target(str, Enum):
+    """How τ is chosen: the largest τ whose FAR ≤ --far, or the τ of best accuracy."""
+
+    far = "far"
+    accuracy = "accuracy"
+
 
 #: LFW pairs files used for *evaluation* (View 1 test split, View 2): calibrating on them biases results.
 EVALUATION_PAIRS = {"pairsdevtest.txt": "LFW View 1 DevTest", "pairs.txt": "LFW View 2"}
@@ -17,7 +25,8 @@ def calibrate(
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Pairs file in LFW format (View 1 'N' header or View 2 'FOLDS N' header)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the pair image paths are relative to (for LFW: .../lfw-deepfunneled). "
                                           "Default: the LFW image folder when the pairs file is in an LFW root's protocol/, else the pairs file's folder."),
-    target: str = typer.Option("far", "--target", help="far: the largest τ whose FAR ≤ --far; accuracy: the τ of best accuracy."),
+    target: Target = typer.Option(Target.far, "--target", help="far: the largest τ whose FAR ≤ --far; accuracy: the τ "
+                                  "of best accuracy."),
     far: float = typer.Option(1e-3, "--far", help="Target false accept rate for --target far (0 < FAR < 1)."),
     model: Optional[Path] = MODEL_OPTION,
     batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
@@ -47,7 +56,7 @@ def calibrate(
 
     Examples:
 
-        facever calibrate --model runs/m1/bundle --pairs ../shared/data/lfw/protocol/pairsDevTrain.txt
+        facever calibrate --model runs/m1/bundle --pairs data/lfw/protocol/pairsDevTrain.txt
 
         facever calibrate --open-set --data my_people/ --out my_model/ --json
 
@@ -60,9 +69,6 @@ def calibrate(
     with handle_errors(as_json):
         if pairs is None:
             fail("give --pairs FILE (τ on labelled pairs) or --open-set --data DIR", as_json=as_json)
-        target = target.strip().lower()
-        if target not in ("far", "accuracy"):
-            fail(f"--target must be 'far' or 'accuracy', got {target!r}", as_json=as_json)
         if not 0.0 < far < 1.0:
             fail(f"--far must be between 0 and 1 (exclusive), got {far:g}", as_json=as_json)
         from facever.training import lfw
@@ -84,7 +90,12 @@ def calibrate(
             task = bar.add_task("embedding pair images", total=len(paths))
             embedded = embed_lfw_images(verifier, root, paths, batch_size=batch_size,
                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
-        result = _calibrate(bundle, pair_list, embedded, pairs, root, target, far)
+        from facever.training.calibration import calibrate_on_pairs
+
+        result = calibrate_on_pairs(bundle.metadata, embedded.paths, embedded.embeddings, pair_list, target.value, far,
+                                    set_name=f"{pairs.name} ({pairs}; images under {root})")
+        result = {"model": {"path": str(bundle.path), "version": bundle.version}, "pairs_file": str(pairs),
+                  "images": str(root), **result, "unreadable": dict(embedded.errors)}
         result["warnings"] = warnings + result["warnings"]
         result["written"] = not dry_run
         if not dry_run:
@@ -110,64 +121,6 @@ def _evaluation_set_warning(pairs: Path, pair_list: list) -> list[str]:
         return []
     return [f"{pairs.name} looks like {kind}, an evaluation set: evaluation figures on it will be optimistic "
             f"after calibrating on it (calibrate on pairs of other people, e.g. LFW pairsDevTrain.txt)"]
-
-
-def _calibrate(bundle, pair_list: list, embedded, pairs_file: Path, root: Path, target: str, target_far: float) -> dict[str, Any]:
-    """Choose τ, fit the head, update ``bundle.metadata`` in place; return the report."""
-    import numpy as np
-
-    from facever.training.bundle import Threshold
-    from facever.matching import ThresholdCalibrator, VerificationHead
-
-    index = {p: i for i, p in enumerate(embedded.paths)}
-    emb = embedded.embeddings
-    ok_image = np.isfinite(emb).all(axis=1)
-    i = np.array([index[p.path1] for p in pair_list], np.int64)
-    j = np.array([index[p.path2] for p in pair_list], np.int64)
-    same_all = np.array([p.same for p in pair_list], bool)
-    usable = ok_image[i] & ok_image[j]
-    i, j, same = i[usable], j[usable], same_all[usable]
-    n_gen, n_imp = int(same.sum()), int((~same).sum())
-    failed_images = [p for p, ok in zip(embedded.paths, ok_image) if not ok]
-    if n_gen == 0 or n_imp == 0:
-        raise ValueError(f"calibration needs genuine and impostor pairs with faces found; usable: {n_gen} genuine, "
-                         f"{n_imp} impostor ({len(failed_images)} of {len(embedded.paths)} images without a face)")
-    d = np.linalg.norm(emb[i] - emb[j], axis=1)
-    cal = ThresholdCalibrator(target, target_far).fit(d, same)
-    head = VerificationHead().fit(emb[i], emb[j], same)
-
-    n_pairs = len(pair_list)
-    target_text = f"far={target_far:g}" if target == "far" else "best_accuracy"
-    description = (f"{pairs_file.name} ({pairs_file}; images under {root}): {int(usable.sum())} of {n_pairs} pairs "
-                   f"({n_gen} genuine, {n_imp} impostor); {len(failed_images)} of {len(embedded.paths)} images "
-                   f"without a face, {n_pairs - int(usable.sum())} pairs left out")
-    meta = bundle.metadata
-    previous = None if meta.threshold is None else {"value": meta.threshold.value, "far": meta.threshold.far,
-                                                    "frr": meta.threshold.frr, "target": meta.threshold.target}
-    meta.threshold = Threshold(value=float(cal.threshold_), far=float(cal.far_), frr=float(cal.frr_), target=target_text,
-                               calibration_set=description, n_genuine=n_gen, n_impostor=n_imp)
-    meta.verification_head = head.to_json()
-    figures = {"tau": float(cal.threshold_), "far": float(cal.far_), "frr": float(cal.frr_),
-               "accuracy": float(cal.accuracy_), "target": target_text, "n_genuine": n_gen, "n_impostor": n_imp,
-               "set": description, "by": "facever calibrate"}
-    meta.figures["calibration"] = figures
-
-    warnings = []
-    if target == "far" and target_far * n_imp < 1:
-        warnings.append(f"only {n_imp} impostor pairs: a FAR of {target_far:g} cannot be measured "
-                        f"(needs at least {int(np.ceil(1 / target_far))}); τ is simply below every impostor distance")
-    if failed_images:
-        warnings.append(f"{len(failed_images)} images without a face: their {n_pairs - int(usable.sum())} pairs were left out")
-    return {
-        "model": {"path": str(bundle.path), "version": bundle.version},
-        "pairs_file": str(pairs_file), "images": str(root), "target": target_text,
-        "threshold": float(cal.threshold_), "far": float(cal.far_), "frr": float(cal.frr_), "accuracy": float(cal.accuracy_),
-        "pairs": {"total": n_pairs, "used": int(usable.sum()), "genuine": n_gen, "impostor": n_imp,
-                  "left_out": n_pairs - int(usable.sum())},
-        "images_total": len(embedded.paths), "failures": len(failed_images), "failed_images": failed_images,
-        "unreadable": dict(embedded.errors), "previous_threshold": previous,
-        "verification_head": True, "warnings": warnings,
-    }
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Iterator
 
 import typer
@@ -16,8 +17,18 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-#: Exit code for errors (bad input, missing model, database trouble), like ``cmp``.
+# Exit codes, the same for every command (README.md, "Command-line examples"):
+#: done; ``verify``: the same person; ``db check``: healthy.
+EXIT_OK = 0
+#: a negative answer: ``verify``: different people (or a capture that is not live); ``db check``:
+#: problems found; a question answered "no".
+EXIT_NO = 1
+#: an error, nothing done: bad input or usage, no model, database trouble (like ``cmp``).
 EXIT_ERROR = 2
+#: done in part: some inputs failed (each one reported), the others were processed.
+EXIT_PARTIAL = 3
+#: interrupted (Ctrl-C).
+EXIT_INTERRUPTED = 130
 
 
 def __getattr__(name: str) -> "Console":
@@ -34,6 +45,15 @@ def __getattr__(name: str) -> "Console":
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model bundle directory (default: FACEVER_MODEL or the shipped model).")
 DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy database URL (default: FACEVER_DB or SQLite in FACEVER_HOME).")
+
+
+class IndexBackend(str, Enum):
+    """Where a gallery search runs (``--index`` of ``identify`` and ``reindex``)."""
+
+    auto = "auto"
+    exact = "exact"
+    ann = "ann"
+    pgvector = "pgvector"
 
 
 #: Packages only the training side (train, evaluate, calibrate, export) needs: ``facever[train]``.
@@ -75,9 +95,27 @@ def fail(message: str, code: int = EXIT_ERROR, as_json: bool = False) -> "typer.
     raise typer.Exit(code)
 
 
+#: ``facever --debug`` (set by the root command on every run).
+DEBUG = False
+
+
+def exit_code(done: int, failed: int) -> int:
+    """The exit code of a command over several inputs: :data:`EXIT_OK` when none failed,
+    :data:`EXIT_PARTIAL` when some failed and others were done, :data:`EXIT_ERROR` when all failed."""
+    if failed == 0:
+        return EXIT_OK
+    return EXIT_PARTIAL if done > 0 else EXIT_ERROR
+
+
+def debug_enabled() -> bool:
+    """``facever --debug`` (or ``FACEVER_DEBUG=1``): errors print their traceback too."""
+    return DEBUG or os.environ.get("FACEVER_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
 @contextmanager
 def handle_errors(as_json: bool = False) -> Iterator[None]:
-    """Turn facever errors (and other foreseeable ones) into one clean line and exit code 2."""
+    """Turn facever errors (and other foreseeable ones) into one clean line and exit code 2; with
+    ``--debug`` the traceback is printed first."""
     from facever.errors import FaceverError
 
     try:
@@ -85,16 +123,24 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
     except typer.Exit:
         raise
     except FaceverError as exc:
-        fail(str(exc), as_json=as_json)
+        _fail_from(exc, str(exc), as_json=as_json)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in TRAINING_MODULES:
-            fail(f"this command needs the training extra ({exc.name} is not installed): pip install 'facever[train]'",
-                 as_json=as_json)
+            _fail_from(exc, f"this command needs the training extra ({exc.name} is not installed): "
+                       "pip install 'facever[train]'", as_json=as_json)
         raise
     except (OSError, ValueError) as exc:
-        fail(f"{type(exc).__name__}: {exc}", as_json=as_json)
-    except KeyboardInterrupt:
-        fail("interrupted", code=130, as_json=as_json)
+        _fail_from(exc, f"{type(exc).__name__}: {exc}", as_json=as_json)
+    except KeyboardInterrupt as exc:
+        _fail_from(exc, "interrupted", code=EXIT_INTERRUPTED, as_json=as_json)
+
+
+def _fail_from(exc: BaseException, message: str, code: int = EXIT_ERROR, as_json: bool = False) -> None:
+    if debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    fail(message, code=code, as_json=as_json)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
-from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, fail, handle_errors, out, print_json, progress_bar
+from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, exit_code, fail, handle_errors, out, print_json, progress_bar
 
 
 def enroll(
@@ -31,8 +31,8 @@ def enroll(
     are written in one transaction. A new person whose face is nearer to someone already
     enrolled than a stranger's face comes with probability 1e-6 is refused as a possible duplicate
     (the message names who; --allow-duplicate overrides). This command creates the gallery database
-    if there is none. Exit code: 0 all enrolled or skipped, 1 some photo or person rejected, 2 error
-    (nothing written for that person).
+    if there is none. Exit code: 0 all enrolled or skipped, 3 some photo or person rejected (the rest
+    enrolled), 2 error (nothing enrolled).
 
     Examples:
 
@@ -77,7 +77,9 @@ def enroll(
         out.print(f"{len(reports)} {'person' if len(reports) == 1 else 'people'}: {sum(r.enrolled for r in reports)} enrolled, "
                   f"{sum(r.skipped for r in reports)} skipped, {sum(r.rejected for r in reports)} rejected, "
                   f"{sum(r.error is not None for r in reports)} people refused")
-    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+    done = sum(r.enrolled + r.skipped for r in reports if r.error is None)
+    failed = sum(r.rejected for r in reports) + sum(r.error is not None for r in reports)
+    raise typer.Exit(exit_code(done=done, failed=failed))
 
 
 _STYLE = {"enrolled": "green", "skipped": "dim", "rejected": "red"}

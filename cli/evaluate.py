@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
 from .common import JSON_OPTION, MODEL_OPTION, err, fail, handle_errors, out, print_json, progress_bar
 
-DEFAULT_LFW = Path("../shared/data/lfw")
+
+class Protocol(str, Enum):
+    """The LFW protocols (DESIGN.md, "Evaluation protocols")."""
+
+    p1 = "p1"
+    p2 = "p2"
+    p3 = "p3"
+    p4 = "p4"
 
 
 def evaluate(
-    lfw: Optional[Path] = typer.Option(None, "--lfw", help=f"LFW root (lfw-deepfunneled/, protocol/, annotations/); default {DEFAULT_LFW} if it exists."),
-    protocol: str = typer.Option("p1,p2,p3,p4", "--protocol", help="Comma-separated protocols: p1 (View 1), p2 (DevTest all pairs), p3 (open-set), p4 (View 2)."),
+    lfw: Optional[Path] = typer.Option(None, "--lfw", help="LFW root (lfw-deepfunneled/, protocol/, annotations/); "
+                                       "needed unless --data is given."),
+    protocol: List[Protocol] = typer.Option(list(Protocol), "--protocol", help="Protocol to run, repeat for several: "
+                                            "p1 (View 1), p2 (DevTest all pairs), p3 (open-set), p4 (View 2). "
+                                            "Default: all four."),
     model: Optional[Path] = MODEL_OPTION,
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for results.json and ROC/histogram PNGs."),
     seed: int = typer.Option(0, help="Seed of P1's random folds and P3's enrolment choice."),
     batch_size: int = typer.Option(32, min=1, help="Images per face-detection batch."),
-    crop_cache: Optional[Path] = typer.Option(None, "--crop-cache", help="Crop cache made by `facever train` (same detection + alignment pipeline): cached images skip detection."),
+    crop_cache: Optional[Path] = typer.Option(None, "--crop-cache", help="Crop cache folder made by `facever train` "
+                                              "(the same detection and alignment): cached images skip detection."),
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on your own photos instead: a folder with one "
                                         "sub-folder per person; every genuine and impostor pair is scored."),
     people: Optional[Path] = typer.Option(None, "--people", help="With --data: only the people (folder names) listed "
@@ -31,13 +43,14 @@ def evaluate(
     own folder-per-person photos with --data.
 
     Every needed LFW image is detected (MTCNN, the face nearest the image centre), aligned and
-    embedded once. Images without a face count as failures at the maximum distance 2.0.
+    embedded once. Images without a face count as failures at the maximum distance 2.0. LFW comes
+    from its own site (lfw-deepfunneled.tgz, with the protocol files and annotations).
 
     Examples:
 
-        facever evaluate --protocol p1,p4 --model runs/m1/bundle
+        facever evaluate --lfw data/lfw --protocol p1 --protocol p4 --model runs/m1/bundle
 
-        facever evaluate --out reports/m1 --json
+        facever evaluate --lfw data/lfw --out reports/m1 --json
 
         facever evaluate --data my_people/ --people held_out.txt --model runs/mine/bundle
     """
@@ -45,58 +58,12 @@ def evaluate(
         _evaluate_folders(data, people, model, batch_size, as_json)
         return
     with handle_errors(as_json):
-        root = lfw if lfw is not None else (DEFAULT_LFW if DEFAULT_LFW.is_dir() else None)
-        if root is None:
-            fail(f"--lfw PATH is required ({DEFAULT_LFW} does not exist)", as_json=as_json)
-        if not (root / "protocol").is_dir():
-            fail(f"{root}: not an LFW root (no protocol/ folder)", as_json=as_json)
-        protocols = [p.strip().lower() for p in protocol.split(",") if p.strip()]
-        from facever.api import FaceVerifier
-        from facever.training.evaluation import PROTOCOLS, detection_figures, embed_lfw_images, evaluate_all
-        from facever.training.lfw import LANDMARKS_FILE, read_landmarks
-
-        unknown = [p for p in protocols if p not in PROTOCOLS]
-        if unknown or not protocols:
-            fail(f"--protocol: unknown {', '.join(unknown) or '(none given)'}; choose from {','.join(PROTOCOLS)}", as_json=as_json)
-        # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
-        verifier = FaceVerifier(model=model, threshold=2.0)
-        meta = verifier.bundle.metadata
-        tau = float(meta.threshold.value) if meta.threshold is not None else None
-        people = (meta.training or {}).get("data", {}).get("people")
-        trained_people = set(people) if people else None
-
-        plots_dir = out_dir
-        if out_dir is not None:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                err.print("warning: matplotlib is missing, no plots (pip install 'facever[plots]')", markup=False)
-                plots_dir = None
-
-        detections = []
-        cache = None
-        if crop_cache is not None:
-            from facever.training.datasets import CropCache
-
-            cache = CropCache(crop_cache)
-
-        def embed(paths: list[str]):
-            res = embed_lfw_images(verifier, root, paths, batch_size=batch_size, crop_cache=cache)
-            detections.append(res)
-            return res.embeddings
-
-        with progress_bar(enabled=not as_json) as bar:
-            task = bar.add_task("embedding LFW images", total=None)
-            results = evaluate_all(root, embed, protocols=protocols, trained_people=trained_people,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                   threshold=tau, plots_dir=plots_dir, seed=seed)
-        results["model"] = {"path": str(verifier.bundle.path) if verifier.bundle.path else None,
-                            "version": verifier.model_version, "threshold": tau,
-                            "trained_people_known": trained_people is not None}
-        results["detection"] = _detection(detections, root, detection_figures, read_landmarks, LANDMARKS_FILE)
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        if lfw is None:
+            fail("give --lfw DIR (an LFW root) or --data DIR (a folder per person)", as_json=as_json)
+        if not (lfw / "protocol").is_dir():
+            fail(f"{lfw}: not an LFW root (no protocol/ folder)", as_json=as_json)
+        results = _evaluate_lfw(lfw, [p.value for p in dict.fromkeys(protocol)], model, out_dir, seed, batch_size,
+                                crop_cache, as_json)
     if as_json:
         print_json(results)
     else:
@@ -105,28 +72,74 @@ def evaluate(
             err.print(f"wrote {out_dir / 'results.json'}", markup=False)
 
 
-def _detection(detections: list, root: Path, detection_figures, read_landmarks, landmarks_file: str) -> dict[str, Any]:
-    import numpy as np
+def _evaluate_lfw(root: Path, protocols: list[str], model: Optional[Path], out_dir: Optional[Path], seed: int,
+                  batch_size: int, crop_cache: Optional[Path], as_json: bool) -> dict[str, Any]:
+    """Embed the protocols' images, run them, add the model and detection figures; write results.json."""
+    from facever.api import FaceVerifier
+    from facever.training.evaluation import evaluate_all, evaluate_detection, merge_lfw_embeddings
+    from facever.training.lfw import LANDMARKS_FILE
 
-    from facever.training.evaluation import LFWEmbeddings
+    # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
+    verifier = FaceVerifier(model=model, threshold=2.0)
+    meta = verifier.bundle.metadata
+    tau = float(meta.threshold.value) if meta.threshold is not None else None
+    people = (meta.training or {}).get("data", {}).get("people")
+    trained_people = set(people) if people else None
+    cache = None
+    if crop_cache is not None:
+        from facever.training.datasets import CropCache
 
-    if not detections:
-        return {}
-    merged = LFWEmbeddings(
-        paths=[p for d in detections for p in d.paths],
-        embeddings=np.concatenate([d.embeddings for d in detections]),
-        found=np.concatenate([d.found for d in detections]),
-        n_faces=np.concatenate([d.n_faces for d in detections]),
-        landmarks=np.concatenate([d.landmarks for d in detections]),
-        errors={k: v for d in detections for k, v in d.errors.items()},
-    )
-    ann_path = root / landmarks_file
-    annotations = read_landmarks(ann_path) if ann_path.is_file() else None
-    return detection_figures(merged, annotations)
+        cache = CropCache(crop_cache, verifier.embedder.input_size, verifier.embedder.template_name)
+    detections = []
+
+    def embed(paths: list[str]):
+        res = _embed_lfw_images(verifier, root, paths, batch_size=batch_size, crop_cache=cache)
+        detections.append(res)
+        return res.embeddings
+
+    with progress_bar(enabled=not as_json) as bar:
+        task = bar.add_task("embedding LFW images", total=None)
+        results = evaluate_all(root, embed, protocols=protocols, trained_people=trained_people,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total),
+                               threshold=tau, plots_dir=_plots_dir(out_dir), seed=seed)
+    results["model"] = {"path": str(verifier.bundle.path) if verifier.bundle.path else None,
+                        "version": verifier.model_version, "threshold": tau,
+                        "trained_people_known": trained_people is not None}
+    results["detection"] = evaluate_detection(merge_lfw_embeddings(detections), root / LANDMARKS_FILE) if detections else {}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return results
+
+
+def _embed_lfw_images(*args, **kwargs):
+    """:func:`facever.training.evaluation.embed_lfw_images`, looked up on each call (tests replace it)."""
+    from facever.training import evaluation
+
+    return evaluation.embed_lfw_images(*args, **kwargs)
+
+
+def _plots_dir(out_dir: Optional[Path]) -> Optional[Path]:
+    """Where plots go: ``out_dir``, unless matplotlib is missing (then none, with a warning)."""
+    if out_dir is None:
+        return None
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        err.print("warning: matplotlib is missing, no plots (pip install 'facever[plots]')", markup=False)
+        return None
+    return out_dir
 
 
 def _pct(x: Optional[float], digits: int = 2) -> str:
     return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _contamination(r: dict[str, Any]) -> str:
+    if r.get("contaminated") is None:
+        return "training people unknown"
+    return (f"CONTAMINATED: {r['n_people_in_training']}/{r['n_people']} people seen in training"
+            if r["contaminated"] else "clean")
 
 
 def _summary(results: dict[str, Any]) -> None:
@@ -135,44 +148,10 @@ def _summary(results: dict[str, Any]) -> None:
     table = Table(title=f"LFW evaluation: model {results['model']['version']}", show_lines=False)
     for col in ("protocol", "figure", "value", "notes"):
         table.add_column(col)
-
-    def contam(r: dict[str, Any]) -> str:
-        if r.get("contaminated") is None:
-            return "training people unknown"
-        return (f"CONTAMINATED: {r['n_people_in_training']}/{r['n_people']} people seen in training"
-                if r["contaminated"] else "clean")
-
-    if "p1" in results:
-        r = results["p1"]
-        table.add_row("P1 View 1", "accuracy (10-fold)", f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}",
-                      f"{r['n_pairs']} pairs, {r['n_failed']} failed; {contam(r)}")
-        table.add_row("", "ROC AUC / EER", f"{r['roc_auc']:.4f} / {_pct(r['eer'])}", "")
-        if r.get("at_threshold"):
-            a = r["at_threshold"]
-            table.add_row("", f"accuracy at τ={a['threshold']:.3f}", _pct(a["accuracy"]),
-                          f"FAR {_pct(a['far'])}, FRR {_pct(a['frr'])}")
-    if "p2" in results:
-        r = results["p2"]
-        table.add_row("P2 DevTest all pairs", "EER", _pct(r["eer"]),
-                      f"{r['n_genuine']:,} genuine, {r['n_impostor']:,} impostor, {r['n_failed']:,} failed pairs")
-        for key, t in r["tar_at_far"].items():
-            table.add_row("", f"TAR @ FAR={key}", _pct(t["tar"]) if t["resolvable"] else "not resolvable",
-                          f"τ={t['threshold']:.4f}" if t["threshold"] is not None else "")
-    if "p3" in results:
-        r = results["p3"]
-        for k, e in r["enroll"].items():
-            for variant in ("nearest", "mean3"):
-                if variant not in e:
-                    continue
-                v = e[variant]
-                dirs = ", ".join(f"DIR@{key} {_pct(x['dir'])}" for key, x in v["dir_at_fpir"].items())
-                table.add_row("P3 open-set" if k == next(iter(r["enroll"])) and variant == "nearest" else "",
-                              f"enroll {k}, {variant}: rank-1", _pct(v["rank1"]), dirs)
-    if "p4" in results:
-        r = results["p4"]
-        table.add_row("P4 View 2", "accuracy (official folds)", f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}",
-                      f"{r['n_pairs']} pairs, {r['n_failed']} failed; {contam(r)}")
-        table.add_row("", "ROC AUC / EER", f"{r['roc_auc']:.4f} / {_pct(r['eer'])}", "")
+    for key, rows in (("p1", _rows_pairs), ("p2", _rows_p2), ("p3", _rows_p3), ("p4", _rows_pairs)):
+        if key in results:
+            for row in rows(key, results[key]):
+                table.add_row(*row)
     det = results.get("detection") or {}
     if det:
         note = ""
@@ -183,14 +162,46 @@ def _summary(results: dict[str, Any]) -> None:
     out.print(table)
 
 
+def _rows_pairs(key: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
+    """P1 (10-fold accuracy, accuracy at τ) and P4 (official folds)."""
+    name, folds = ("P1 View 1", "accuracy (10-fold)") if key == "p1" else ("P4 View 2", "accuracy (official folds)")
+    rows = [(name, folds, f"{_pct(r['accuracy'])} ± {_pct(r['stderr'])}",
+             f"{r['n_pairs']} pairs, {r['n_failed']} failed; {_contamination(r)}"),
+            ("", "ROC AUC / EER", f"{r['roc_auc']:.4f} / {_pct(r['eer'])}", "")]
+    if r.get("at_threshold"):
+        a = r["at_threshold"]
+        rows.append(("", f"accuracy at τ={a['threshold']:.3f}", _pct(a["accuracy"]), f"FAR {_pct(a['far'])}, FRR {_pct(a['frr'])}"))
+    return rows
+
+
+def _rows_p2(key: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [("P2 DevTest all pairs", "EER", _pct(r["eer"]),
+             f"{r['n_genuine']:,} genuine, {r['n_impostor']:,} impostor, {r['n_failed']:,} failed pairs")]
+    for k, t in r["tar_at_far"].items():
+        rows.append(("", f"TAR @ FAR={k}", _pct(t["tar"]) if t["resolvable"] else "not resolvable",
+                     f"τ={t['threshold']:.4f}" if t["threshold"] is not None else ""))
+    return rows
+
+
+def _rows_p3(key: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = []
+    for k, e in r["enroll"].items():
+        for variant in ("nearest", "mean3"):
+            if variant in e:
+                v = e[variant]
+                dirs = ", ".join(f"DIR@{f} {_pct(x['dir'])}" for f, x in v["dir_at_fpir"].items())
+                rows.append(("P3 open-set" if not rows else "", f"enroll {k}, {variant}: rank-1", _pct(v["rank1"]), dirs))
+    return rows
+
+
 def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[Path], batch_size: int, as_json: bool) -> None:
     """``--data``: all pairs among the photos of a folder-per-person dataset."""
     with handle_errors(as_json):
         import numpy as np
 
         from facever.api import FaceVerifier
-        from facever.training.evaluation import embed_lfw_images, evaluate_identity_pairs
         from facever.gallery import person_folders
+        from facever.training.evaluation import evaluate_identity_pairs
 
         wanted = None
         if people_file is not None:
@@ -203,8 +214,8 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
         verifier = FaceVerifier(model=model, threshold=2.0)
         with progress_bar(enabled=not as_json) as bar:
             task = bar.add_task("embedding photos", total=len(paths))
-            emb = embed_lfw_images(verifier, data, paths, batch_size=batch_size,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total)).embeddings
+            emb = _embed_lfw_images(verifier, data, paths, batch_size=batch_size,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total)).embeddings
         tau = verifier.bundle.metadata.threshold
         result = evaluate_identity_pairs(emb, labels, threshold=None if tau is None else float(tau.value))
         result["model"] = {"path": str(verifier.bundle.path), "version": verifier.model_version}
@@ -221,4 +232,3 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
     if "at_threshold" in result:
         t = result["at_threshold"]
         out.print(f"  at the model's τ = {t['threshold']:.4f}: FAR {t['far']:.2%}, FRR {t['frr']:.2%}")
-

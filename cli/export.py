@@ -18,6 +18,9 @@ def export(
 ) -> None:
     """Export a bundle's encoder to ONNX (encoder.onnx), checked against Keras, for the light runtime.
 
+    The exported graph's outputs are compared with the Keras model's before it is written; its
+    content hash is the model version.
+
     Example:
 
         facever export runs/m1/bundle --half

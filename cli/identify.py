@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.markup import escape
 
-from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, err, fail, handle_errors, out, print_json
+from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, IndexBackend, err, exit_code, fail, handle_errors, out, print_json
+
+
+class Scoring(str, Enum):
+    """How a person is scored against a face: the nearest enrolled face, or the mean of the 3 nearest."""
+
+    nearest = "nearest"
+    mean3 = "mean3"
 
 
 def identify(
@@ -20,11 +28,11 @@ def identify(
              "gallery size. Default: the model's (1%)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", min=0.0, max=2.0,
                                               help="Fixed identification threshold (distance, 0..2); overrides --fpir."),
-    scoring: str = typer.Option("nearest", "--scoring",
-                                help="Person score: 'nearest' enrolled face or 'mean3' (mean of the 3 nearest)."),
+    scoring: Scoring = typer.Option(Scoring.nearest, "--scoring",
+                                    help="Person score: the nearest enrolled face, or the mean of the 3 nearest."),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face)."),
-    index: str = typer.Option(
-        "auto", "--index",
+    index: IndexBackend = typer.Option(
+        IndexBackend.auto, "--index",
         help="Search backend: 'exact' scan, 'ann' (approximate in memory, needs faiss-cpu), 'pgvector' (search "
              "inside PostgreSQL, no copy in memory), or 'auto' (pgvector on PostgreSQL with the extension; "
              "otherwise approximate for large galleries when faiss is installed). A missing or stale index "
@@ -44,7 +52,8 @@ def identify(
     of enrolled people so that a stranger is named as someone with the target probability (FPIR);
     the threshold used and the FPIR it gives are printed (JSON: `threshold`, `threshold_policy`,
     `expected_fpir`). A photo that cannot be read or holds no face is reported and the others go
-    on. Exit code: 0 done, 2 error (some photo failed, or no gallery at --db).
+    on. Exit code: 0 done, 3 some photos failed (the others are reported), 2 error (every photo
+    failed, or no gallery at --db).
 
     Examples:
 
@@ -52,48 +61,22 @@ def identify(
 
         facever identify photos/ --top-k 3 --fpir 0.001 --json
     """
-    failed = False
-    results: list[dict] = []
     with handle_errors(as_json):
-        if scoring not in ("nearest", "mean3"):
-            raise ValueError(f"--scoring must be 'nearest' or 'mean3', not {scoring!r}")
-        if index not in ("exact", "ann", "pgvector", "auto"):
-            raise ValueError(f"--index must be 'exact', 'ann', 'pgvector' or 'auto', not {index!r}")
-        from facever.errors import ImageError, MultipleFacesError, NoFaceError
-        from facever.gallery import Gallery, image_files
-
-        files: list[Path] = []
-        for path in images:
-            files.extend(image_files(path) if path.is_dir() else [path])
-        if not files:
-            fail("no images found in " + ", ".join(str(p) for p in images), as_json=as_json)
+        files = _image_files(images, as_json)
         if fpir is not None and not 0 < fpir < 1:
             fail(f"--fpir must be between 0 and 1 (exclusive), e.g. 0.01, not {fpir}", as_json=as_json)
-        with Gallery(db, model=model, create=False, index=index) as gallery:
+        from facever.gallery import Gallery
+
+        with Gallery(db, model=model, create=False, index=index.value) as gallery:
             targets = _annotation_targets(annotate, files, as_json) if annotate is not None else {}
-            choice = gallery.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)
-            for path in files:
-                try:
-                    faces = gallery.identify(path, top_k=top_k, threshold=threshold, scoring=scoring,
-                                             faces="largest" if largest else "all", fpir=fpir)
-                except (ImageError, NoFaceError, MultipleFacesError) as exc:
-                    failed = True
-                    results.append({"image": str(path), "error": str(exc)})
-                    if not as_json:
-                        err.print(f"error: {exc}", markup=False)
-                    continue
-                entry = {"image": str(path), "faces": [f.to_dict() for f in faces]}
-                if path in targets:
-                    entry["annotated"] = str(_write_annotation(path, faces, targets[path]))
-                results.append(entry)
-                if not as_json:
-                    _print_faces(str(path), faces)
-                    if "annotated" in entry:
-                        out.print(f"    annotated → {escape(entry['annotated'])}", style="dim")
+            choice = gallery.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring.value)
+            results = [_identify_one(gallery, path, targets, as_json, top_k=top_k, threshold=threshold,
+                                     scoring=scoring.value, faces="largest" if largest else "all", fpir=fpir)
+                       for path in files]
             version = gallery.model_version
             index_status = gallery.index_status
     if as_json:
-        print_json({**choice.to_dict(), "scoring": scoring, "model_version": version,
+        print_json({**choice.to_dict(), "scoring": scoring.value, "model_version": version,
                     "index": index_status.to_dict(), "images": results})
     else:
         out.print(_threshold_line(choice), style="dim")
@@ -101,7 +84,41 @@ def identify(
             out.print(f"search: approximate ({index_status.kind}); {escape(index_status.note)}", style="dim")
         elif index_status.backend == "pgvector" or "pgvector" in index_status.note:
             out.print(f"search: {escape(index_status.note)}", style="dim")
-    raise typer.Exit(2 if failed else 0)
+    failed = sum("error" in r for r in results)
+    raise typer.Exit(exit_code(done=len(results) - failed, failed=failed))
+
+
+def _image_files(images: List[Path], as_json: bool) -> list[Path]:
+    """The photos given: files as they are, folders as every photo directly inside."""
+    from facever.gallery import image_files
+
+    files: list[Path] = []
+    for path in images:
+        files.extend(image_files(path) if path.is_dir() else [path])
+    if not files:
+        fail("no images found in " + ", ".join(str(p) for p in images), as_json=as_json)
+    return files
+
+
+def _identify_one(gallery, path: Path, targets: dict[Path, Path], as_json: bool, **options) -> dict:
+    """Identify the faces of one photo; print them (text mode); return its JSON entry (``error`` when
+    the photo cannot be read or holds no face)."""
+    from facever.errors import ImageError, MultipleFacesError, NoFaceError
+
+    try:
+        faces = gallery.identify(path, **options)
+    except (ImageError, NoFaceError, MultipleFacesError) as exc:
+        if not as_json:
+            err.print(f"error: {exc}", markup=False)
+        return {"image": str(path), "error": str(exc)}
+    entry = {"image": str(path), "faces": [f.to_dict() for f in faces]}
+    if path in targets:
+        entry["annotated"] = str(_write_annotation(path, faces, targets[path]))
+    if not as_json:
+        _print_faces(str(path), faces)
+        if "annotated" in entry:
+            out.print(f"    annotated → {escape(entry['annotated'])}", style="dim")
+    return entry
 
 
 def _threshold_line(choice) -> str:

@@ -8,7 +8,7 @@ time it is resolved. The help listing uses the placeholders.
 :func:`light_coercion` keeps pydantic off the common paths: recent typer (0.29 here) converts every argument
 value through a pydantic ``TypeAdapter`` (≈ 0.1 s of imports and schema building per cold process).
 For plain values that convert without error (``str``, ``int``/``float`` in range, ``pathlib.Path``,
-lists of those) it converts them directly; anything else (an error, a choice, a file, a custom parser,
+a ``str`` Enum's member by its value, lists of those) it converts them directly; anything else (an error, a choice, a file, a custom parser,
 a typer version without these internals) goes through typer's own conversion, so messages and
 behaviour of every other case are typer's.
 """
@@ -18,11 +18,14 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+from .help_format import tidy_help
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LazyCommand:
             single.command(name)(target)
             command = typer.main.get_command(single)
         light_coercion(command)
+        tidy_help(command)
         return command
 
 
@@ -52,7 +56,8 @@ class _Placeholder(TyperCommand):
     """Stands for a command not imported yet: its name and summary, for help listings."""
 
     def __init__(self, name: str, spec: LazyCommand) -> None:
-        super().__init__(name, help=spec.summary, short_help=spec.summary)
+        summary = " ".join(spec.summary.split())  # one line, however the registry wraps it
+        super().__init__(name, help=summary, short_help=summary)
         self.spec = spec
 
 
@@ -70,6 +75,7 @@ class LazyGroup(TyperGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         light_coercion(self)  # its own options and the eagerly registered commands
+        tidy_help(self)
         eager = dict(self.commands)
         self.commands.clear()
         for name, spec in self.lazy_commands.items():
@@ -144,6 +150,14 @@ class _LightRuntimeParam:
             raise _Unsupported
         if annotation is int or annotation is float:
             return self._number(value, annotation, info)
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            if isinstance(value, annotation):
+                return value
+            if isinstance(value, str) and getattr(info, "case_sensitive", True):
+                for member in annotation:
+                    if member.value == value:
+                        return member
+            raise _Unsupported  # typer's own message (and case-insensitive matching)
         if isinstance(annotation, type) and issubclass(annotation, Path) and isinstance(value, (str, Path)):
             path_type = getattr(info, "path_type", None) or annotation
             if not (isinstance(path_type, type) and issubclass(path_type, Path)):
@@ -169,8 +183,12 @@ class _LightRuntimeParam:
 
 
 def _simple(descriptor: Any) -> bool:
-    if getattr(descriptor, "file_annotation", None) is not None or getattr(descriptor, "is_choice", False):
+    if getattr(descriptor, "file_annotation", None) is not None:
         return False
+    if getattr(descriptor, "is_choice", False):  # only a str Enum's choices are converted here
+        annotation = getattr(descriptor, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, Enum) and issubclass(annotation, str)):
+            return False
     info = descriptor.parameter_info
     return getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
 

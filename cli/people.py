@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from .common import DB_OPTION, JSON_OPTION, fail, handle_errors, out, print_json
+from .common import DB_OPTION, EXIT_NO, JSON_OPTION, fail, handle_errors, out, print_json
 
 app = typer.Typer(help="Manage enrolled people: list, show, rename, remove.", no_args_is_help=True)
 
@@ -16,6 +16,8 @@ app = typer.Typer(help="Manage enrolled people: list, show, rename, remove.", no
 @app.command("list")
 def list_people(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """List enrolled people with their number of faces.
+
+    One line per person, or a JSON list with --json.
 
     Example:
 
@@ -46,6 +48,8 @@ def show(name: str = typer.Argument(..., help="The person's exact name."),
                   "a mislabelled enrolment stands out."),
          db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show one person's faces: source, image hash, quality, model versions.
+
+    One line per stored face; --montage also writes the face crops tiled into one picture.
 
     Examples:
 
@@ -91,6 +95,8 @@ def rename(old: str = typer.Argument(..., help="Current name."), new: str = type
            db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Rename a person (their faces stay).
 
+    The faces, their embeddings and the person's history are kept; the audit log records the rename.
+
     Example:
 
         facever people rename "Ada" "Ada Lovelace"
@@ -108,7 +114,7 @@ def rename(old: str = typer.Argument(..., help="Current name."), new: str = type
 
 @app.command("remove")
 def remove(name: str = typer.Argument(..., help="The person's exact name."),
-           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."),
            vacuum: bool = typer.Option(False, "--vacuum", help="Also compact the SQLite file."),
            db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Remove a person with every face crop and vector of theirs.
@@ -124,13 +130,23 @@ def remove(name: str = typer.Argument(..., help="The person's exact name."),
 
         with Gallery(db, create=False, actor="cli") as gallery:
             n = gallery.person(name).n_faces
+            if not yes and not _interactive():
+                fail(f"not removed: no terminal to ask on; pass --yes to remove {name!r} and their {n} face(s)",
+                     as_json=as_json)
             if not yes and not _confirm(f"remove {name!r} and their {n} face(s)?"):
-                fail("not removed (pass --yes to skip the question)", code=1, as_json=as_json)
+                fail("not removed (pass --yes to skip the question)", code=EXIT_NO, as_json=as_json)
             removed = gallery.remove(name, vacuum=vacuum)
     if as_json:
         print_json({"removed": name, "faces": removed})
     else:
         out.print(f"removed {escape(name)} ({removed} face(s))")
+
+
+def _interactive() -> bool:
+    """Whether a question can be asked: stdin and stderr are a terminal."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def _confirm(question: str) -> bool:

@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, handle_errors, out, print_json, progress_bar
+from .common import DB_OPTION, JSON_OPTION, MODEL_OPTION, IndexBackend, handle_errors, out, print_json, progress_bar
 
 
 def reindex(
-    index: str = typer.Option(
-        "auto", "--index",
+    index: IndexBackend = typer.Option(
+        IndexBackend.auto, "--index",
         help="Index to rebuild afterwards: 'auto' (pgvector's HNSW index on PostgreSQL with the extension, "
              "else faiss when the gallery is large enough and faiss is installed), 'pgvector', 'ann' (always) "
              "or 'exact' (none)."),
@@ -32,11 +32,9 @@ def reindex(
         facever reindex --model models/new-bundle
     """
     with handle_errors(as_json):
-        if index not in ("exact", "ann", "pgvector", "auto"):
-            raise ValueError(f"--index must be 'exact', 'ann', 'pgvector' or 'auto', not {index!r}")
         from facever.gallery import Gallery
 
-        with Gallery(db, model=model, create=False, index=index, actor="cli") as gallery, progress_bar(not as_json) as bar:
+        with Gallery(db, model=model, create=False, index=index.value, actor="cli") as gallery, progress_bar(not as_json) as bar:
             task = bar.add_task("re-embedding", total=None)
             report = gallery.reindex(progress=lambda done, total: bar.update(task, completed=done, total=total),
                                      batch_size=batch_size, prune=prune)

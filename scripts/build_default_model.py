@@ -46,7 +46,7 @@ def main() -> None:
     from facever.training.dlib_format import provenance
     from facever.training.finetune import embed_features, precompute, split_model
     from facever.training.pretrained import import_dlib_resnet
-    from facever.training.recipe import calibrate_bundle
+    from facever.training.calibration import calibrate_bundle
 
     data_root, landmark_dir = Path(args.data_root), Path(args.landmark_dir)
     model, net, dat_path = import_dlib_resnet()

@@ -28,11 +28,13 @@ def main() -> None:
     args = ap.parse_args()
 
     from facever.embedding import FaceEmbedder
-    from facever.training.bundle import load_bundle
-    from facever.training.recipe import calibrate_bundle, prepare_data
+    from facever.bundle import load_bundle
+    from facever.training.calibration import calibrate_bundle
+    from facever.training.scratch_recipe import prepare_data
 
     bundle = load_bundle(args.bundle)
-    prepared = prepare_data(args.lfw, [], args.cache, holdout_people=args.holdout_people,
+    meta = bundle.metadata
+    prepared = prepare_data(args.lfw, [], args.cache, meta.input_size, meta.alignment, holdout_people=args.holdout_people,
                             holdout_singletons=args.holdout_singletons, seed=args.seed)
     trained = set(bundle.metadata.training.get("data", {}).get("people", []))
     leaked = trained & set(prepared.calib.people)

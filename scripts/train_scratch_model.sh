@@ -6,8 +6,9 @@
 #
 # Steps (each skipped when its output exists, so the script can be re-run after an interruption;
 # training itself resumes from its last epoch checkpoint):
-#   1. detect + align every LFW image once with facever's pipeline (MTCNN, 112×112 canonical crops)
-#      and seed the crop cache that `facever train` and `facever evaluate` read;
+#   1. (inside `facever train`) every LFW image is detected and aligned once with the inference
+#      pipeline, in the model's template and input size, into the crop cache that `facever evaluate
+#      --crop-cache` reads too;
 #   2. teacher embeddings for distillation: dlib's ResNet (face_recognition_models) on the LFW
 #      DevTrain images only, computed by the teacher's own Python (see benchmarks/README.md for
 #      installing face_recognition in its own venv); the teacher is never needed at run time;
@@ -22,11 +23,6 @@ TEACHER_PY=${3:-/work/teacher-venv/bin/python}
 export FACEVER_CACHE=${FACEVER_CACHE:-$WORK/cache}
 mkdir -p "$WORK" "$FACEVER_CACHE"
 
-if [ ! -f "$WORK/lfw_mtcnn.npz" ]; then
-  python scripts/detect_lfw.py "$LFW" "$WORK/lfw_mtcnn.npz"
-  python scripts/seed_crop_cache.py "$WORK/lfw_mtcnn.npz" "$LFW" "$FACEVER_CACHE"
-fi
-
 if [ ! -f "$WORK/teacher_devtrain.npz" ]; then
   "$TEACHER_PY" scripts/teacher_embeddings.py "$LFW" "$LFW/protocol/peopleDevTrain.txt" "$WORK/teacher_devtrain.npz" 2
 fi
@@ -34,7 +30,7 @@ fi
 facever train --lfw "$LFW" --out "$WORK/model" --cache "$FACEVER_CACHE" \
   --teacher "$WORK/teacher_devtrain.npz" --distill-weight "${DISTILL_WEIGHT:-4}" --distill-pair-weight "${DISTILL_PAIR_WEIGHT:-1}" \
   --architecture "${ARCH:-resnet_s}" --input-size "${INPUT_SIZE:-80}" --width "${WIDTH:-32}" \
-  --epochs "${EPOCHS:-45}" --p 32 --k 4 --extra-singletons 32 --mining semi_hard --margin 0.2 \
+  --epochs "${EPOCHS:-45}" --people-per-batch 32 --images-per-person 4 --extra-singletons 32 --mining semi_hard --margin 0.2 \
   --lr "${LR:-1.5e-3}" --warmup-steps 300 --seed 0 --target-far 1e-2 --target-fpir 0.05 --resume
 
 facever evaluate --lfw "$LFW" --model "$WORK/model/bundle" --crop-cache "$FACEVER_CACHE" --out "$WORK/eval" --json \

@@ -18,6 +18,16 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def grace_hopper() -> np.ndarray:
+    """Another real person, Grace Hopper (US Navy photo, public domain), shipped inside matplotlib."""
+    cbook = pytest.importorskip("matplotlib.cbook")
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle_dir(tmp_path_factory):
     """A random-weight resnet_s bundle at 32×32 input with a threshold (saved to disk)."""
     from facever.training.bundle import BundleMetadata, Threshold, TrainableBundle

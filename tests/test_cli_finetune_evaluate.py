@@ -15,11 +15,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def people(tmp_path, astronaut):
+def people(tmp_path, astronaut, grace_hopper):
+    """Two real people, two photos each (Eileen Collins; Grace Hopper), and a photo without a face."""
     root = tmp_path / "people"
     variants = {
         "ann": [astronaut, np.clip(astronaut.astype(np.float32) * 0.8, 0, 255).astype(np.uint8)],
-        "bob": [astronaut[:, ::-1], cv2.GaussianBlur(astronaut, (0, 0), 1.0)],
+        "bob": [grace_hopper, cv2.GaussianBlur(grace_hopper, (0, 0), 1.0)],
         "cid": [np.full((120, 120, 3), 128, np.uint8)],  # no face: a failed image
     }
     for name, images in variants.items():
@@ -35,7 +36,9 @@ def test_evaluate_on_own_folders(people, tmp_path):
     data = json.loads(res.stdout)
     assert data["n_people"] == 3 and data["n_images"] == 5 and data["failed_images"] == 1
     assert data["n_genuine"] == 2 and data["n_impostor"] == 8
-    assert 0.0 <= data["pair_accuracy"] <= 1.0 and "at_threshold" in data
+    # the shipped model separates them: every genuine pair accepted, every impostor pair rejected at τ
+    assert data["pair_accuracy"] == 1.0 and data["roc_auc"] == 1.0
+    assert data["at_threshold"]["far"] == 0.0 and data["at_threshold"]["frr"] == 0.0
     only = tmp_path / "only.txt"
     only.write_text("ann\nbob\n")
     res = runner.invoke(app, ["evaluate", "--data", str(people), "--people", str(only), "--json"])
@@ -54,3 +57,13 @@ def test_train_init_needs_a_data_folder(tmp_path, people):
     res = runner.invoke(app, ["train", "--init", "default", "--data", str(people), "--out", str(tmp_path / "o"), "--json"])
     assert res.exit_code == 2 and "error" in json.loads(res.stdout)
     assert not (tmp_path / "o" / "bundle").exists()
+
+
+def test_train_refuses_the_other_modes_options(tmp_path, people):
+    out = str(tmp_path / "o")
+    res = runner.invoke(app, ["train", "--init", "default", "--data", str(people), "--lfw", str(people),
+                              "--input-size", "64", "--out", out])
+    assert res.exit_code == 2 and "--lfw, --input-size: not an option of fine-tuning (--init)" in res.stderr
+    res = runner.invoke(app, ["train", "--data", str(people), "--distill", "2", "--out", out])
+    assert res.exit_code == 2 and "--distill: not an option of training from scratch" in res.stderr
+    assert not (tmp_path / "o").exists()

@@ -99,7 +99,7 @@ def test_enroll_json_skips_known_images_and_reports_rejections(tmp_path, bundles
     assert data["images"][0]["source"] == str(ann / "1.png")
 
     res = invoke("enroll", "Ann O'Neil", ann / "1.png", photos / "bad.jpg", "--db", db, "--model", bundles["A"])
-    assert res.exit_code == 1
+    assert res.exit_code == 3  # partial: one photo rejected, the other done (skipped as already enrolled)
     assert "0 enrolled, 1 skipped, 1 rejected" in res.stdout
     assert "already enrolled" in res.stdout and "bad.jpg" in res.stdout
 
@@ -129,7 +129,7 @@ def test_duplicate_identity_exit_2_unless_allowed(db, bundles, photos):
 def test_identify_files_and_folders(db, bundles, photos):
     res = invoke("identify", photos / "probes", photos / "bad.jpg", "--db", db, "--model", bundles["A"],
                  "--top-k", "1", "--json")
-    assert res.exit_code == 2  # one photo failed, the others are still reported
+    assert res.exit_code == 3  # partial: one photo failed, the others are still reported
     data = json.loads(res.stdout)
     by_image = {im["image"]: im for im in data["images"]}
     known = by_image[str(photos / "probes" / "ann.png")]["faces"][0]
@@ -158,6 +158,12 @@ def test_people_commands_need_no_model(db, monkeypatch, tmp_path):
     assert "Ann [Smith]" in res.stdout and "2 people, 4 faces" in res.stdout
     res = invoke("people", "rename", "Ann [Smith]", "bob", "--db", db)
     assert res.exit_code == 2 and "already enrolled" in one_error_line(res)
+    # no terminal (CliRunner's stdin is not one): one clean line, nothing removed, no question printed
+    res = invoke("people", "remove", "bob", "--db", db)
+    assert res.exit_code == 2 and "--yes" in one_error_line(res) and "[y/N]" not in res.output
+    assert "bob" in invoke("people", "list", "--db", db).stdout
+    # at a terminal, "n" keeps the person (exit 1: the answer was no)
+    monkeypatch.setattr("facever_cli.people._interactive", lambda: True)
     res = invoke("people", "remove", "bob", "--db", db, input="n\n")
     assert res.exit_code == 1 and "bob" in invoke("people", "list", "--db", db).stdout
     res = invoke("people", "remove", "bob", "--db", db, "--yes", "--json")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from enum import Enum
 from typing import List, Optional
 
 import pytest
@@ -69,7 +70,8 @@ def _imports_after(args: list[str]) -> dict:
 def test_help_and_a_usage_error_import_no_command_module_and_no_pydantic(tmp_path):
     for args in (["--help"], ["verify", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--no-such-option"]):
         run = _imports_after(args)
-        commands = {m for m in run["modules"] if m.startswith("facever_cli.")} - {"facever_cli.app", "facever_cli.lazy"}
+        commands = {m for m in run["modules"] if m.startswith("facever_cli.")} - {"facever_cli.app", "facever_cli.lazy",
+                                                                                   "facever_cli.help_format"}
         if args[0] == "verify":
             assert run["code"] == 2 and run["stderr"].count("\n") == 1 and "No such option" in run["stderr"]
             commands -= {"facever_cli.verify", "facever_cli.common"}
@@ -78,12 +80,18 @@ def test_help_and_a_usage_error_import_no_command_module_and_no_pydantic(tmp_pat
 
 
 # ---- pydantic-free conversion: same values and errors as typer's -------------------------------------
+class Colour(str, Enum):
+    red = "red"
+    blue = "blue"
+
+
 def _probe_app(light: bool, seen: dict) -> typer.Typer:
     def probe(path: Path = typer.Argument(...), more: Optional[List[Path]] = typer.Argument(None),
+              colour: Colour = typer.Option(Colour.red, "--colour"),
               k: int = typer.Option(3, "--k", min=1), f: float = typer.Option(0.5, "--f", min=0.0, max=2.0),
               name: Optional[str] = typer.Option(None, "--name"), flag: bool = typer.Option(False, "--flag"),
               folder: Optional[Path] = typer.Option(None, "--folder", exists=True, file_okay=False)) -> None:
-        seen.update(path=path, more=more, k=k, f=f, name=name, flag=flag, folder=folder)
+        seen.update(path=path, more=more, k=k, f=f, name=name, flag=flag, folder=folder, colour=colour)
 
     class Group(typer.core.TyperGroup):
         def __init__(self, **kwargs):
@@ -107,6 +115,8 @@ def _probe_app(light: bool, seen: dict) -> typer.Typer:
     ["p.jpg", "--k", "x"],          # not a number
     ["p.jpg", "--f", "nan"],
     ["p.jpg", "--folder", "absent-folder"],
+    ["p.jpg", "--colour", "blue"],   # an Enum choice
+    ["p.jpg", "--colour", "green"],  # not a choice: typer's message
 ])
 def test_light_conversion_equals_typers(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

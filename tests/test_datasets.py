@@ -1,4 +1,7 @@
-"""Identity datasets, the aligned-crop cache and aligned_crops with a stub detector (no MTCNN)."""
+"""Identity datasets, the aligned-crop cache and aligned_crops with a stub detector (no MTCNN).
+
+The crops here are 112 px ArcFace crops (the stub's landmarks sit on that template, so alignment is
+the identity): the geometry is a parameter, the same code aligns 150 px dlib chips by default."""
 
 from pathlib import Path
 
@@ -7,7 +10,6 @@ import numpy as np
 import pytest
 
 from facever.alignment import TEMPLATE_112
-from facever.training.datasets import CANONICAL_SIZE
 from facever.detection import Face
 from facever.training.datasets import (
     PIPELINE_VERSION,
@@ -18,6 +20,10 @@ from facever.training.datasets import (
     file_sha256,
     from_folders,
 )
+
+
+#: The geometry of the crops in these tests.
+CANONICAL_SIZE, TEMPLATE = 112, "arcface"
 
 
 def _image(seed: int, size: int = CANONICAL_SIZE, flat: bool = False) -> np.ndarray:
@@ -41,6 +47,12 @@ class CountingDetector:
     def __init__(self) -> None:
         self.calls = 0
         self.images = 0
+        self.retries = 0
+
+    def detect(self, image):
+        """The second pass on a padded copy (after an empty first pass): still no face."""
+        self.retries += 1
+        return []
 
     def detect_batch(self, images):
         self.calls += 1
@@ -181,7 +193,7 @@ def test_concat_same_and_different_roots():
 # ---- CropCache ------------------------------------------------------------------------------------
 
 def test_crop_cache_add_save_reload(tmp_path):
-    cache = CropCache(tmp_path / "cache")
+    cache = CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE)
     assert len(cache) == 0 and cache.get("abc") is None and "abc" not in cache
     crops = np.stack([_image(i) for i in range(3)])
     lms = np.stack([TEMPLATE_112] * 3)
@@ -193,10 +205,10 @@ def test_crop_cache_add_save_reload(tmp_path):
     assert det is False
     assert not cache.file.exists()  # in memory until save()
     cache.save()
-    assert cache.file.name == f"crops-{PIPELINE_VERSION}.npz" and cache.file.is_file()
+    assert cache.file.name == f"crops-{PIPELINE_VERSION}-arcface112.npz" and cache.file.is_file()
     assert not list(cache.directory.glob("*.tmp*"))
 
-    again = CropCache(tmp_path / "cache")
+    again = CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE)
     assert len(again) == 4
     for k, want, want_det in [("k0", crops[0], True), ("k1", crops[1], False), ("k3", _image(41), True)]:
         got, det = again.get(k)
@@ -204,7 +216,7 @@ def test_crop_cache_add_save_reload(tmp_path):
         assert det is want_det
     again.add(["k4"], _image(5)[None], lms[:1], np.array([True]))
     again.save()
-    assert len(CropCache(tmp_path / "cache")) == 5
+    assert len(CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE)) == 5
 
 
 # ---- aligned_crops ----------------------------------------------------------------------------------
@@ -218,9 +230,9 @@ def test_aligned_crops_detects_once_and_caches_by_content(tmp_path):
     assert file_sha256(root / "ben" / "copy.png") == file_sha256(root / "ann" / "ann_0000.png")
 
     det = CountingDetector()
-    cache = CropCache(tmp_path / "cache")
+    cache = CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE)
     progress = []
-    crops, ok = aligned_crops(ds, cache, detector=det, batch=2, progress=lambda d, t: progress.append((d, t)))
+    crops, ok = aligned_crops(ds, CANONICAL_SIZE, TEMPLATE, cache, detector=det, batch=2, progress=lambda d, t: progress.append((d, t)))
     assert ok.all() and crops.shape == (len(ds), CANONICAL_SIZE, CANONICAL_SIZE, 3) and crops.dtype == np.uint8
     assert det.images == len(ds) and det.calls == 3 and progress[-1] == (len(ds), len(ds))
     # template landmarks on a 112-px image: alignment is (nearly) the identity
@@ -233,7 +245,7 @@ def test_aligned_crops_detects_once_and_caches_by_content(tmp_path):
 
     # second run (fresh cache object from disk): no detection at all
     det2 = CountingDetector()
-    crops2, ok2 = aligned_crops(ds, CropCache(tmp_path / "cache"), detector=det2)
+    crops2, ok2 = aligned_crops(ds, CANONICAL_SIZE, TEMPLATE, CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE), detector=det2)
     assert det2.calls == 0 and ok2.all()
     np.testing.assert_array_equal(crops2, crops)
 
@@ -241,7 +253,7 @@ def test_aligned_crops_detects_once_and_caches_by_content(tmp_path):
     _write(root / "cy" / "cy_0000.png", _image(77))
     ds3 = from_folders(root)
     det3 = CountingDetector()
-    _, ok3 = aligned_crops(ds3, CropCache(tmp_path / "cache"), detector=det3)
+    _, ok3 = aligned_crops(ds3, CANONICAL_SIZE, TEMPLATE, CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE), detector=det3)
     assert det3.images == 1 and ok3.all()
 
 
@@ -252,9 +264,9 @@ def test_aligned_crops_fallback_landmarks_and_drops(tmp_path):
     _write(root / "eve" / "flat_unknown.png", _image(3, flat=True))  # no face, no annotation
     ds = from_folders(root)
     assert ds.paths == ["dan/face.png", "dan/flat_known.png", "eve/flat_unknown.png"]
-    cache = CropCache(tmp_path / "cache")
+    cache = CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE)
     fallback = {"dan/flat_known.png": TEMPLATE_112.copy()}
-    crops, ok = aligned_crops(ds, cache, detector=CountingDetector(), fallback_landmarks=fallback)
+    crops, ok = aligned_crops(ds, CANONICAL_SIZE, TEMPLATE, cache, detector=CountingDetector(), fallback_landmarks=fallback)
     assert ok.tolist() == [True, True, False]
     assert (crops[2] == 0).all()
     assert abs(float(crops[1].mean()) - float(_image(2, flat=True).mean())) < 2
@@ -265,5 +277,6 @@ def test_aligned_crops_fallback_landmarks_and_drops(tmp_path):
 
     # without fallback the unannotated image is dropped again (re-detected: not cached)
     det = CountingDetector()
-    _, ok2 = aligned_crops(ds, CropCache(tmp_path / "cache"), detector=det)
+    _, ok2 = aligned_crops(ds, CANONICAL_SIZE, TEMPLATE, CropCache(tmp_path / "cache", CANONICAL_SIZE, TEMPLATE), detector=det)
     assert ok2.tolist() == [True, True, False] and det.images == 1
+    assert det.retries == 2  # the inference pipeline's retries ran on it: padded, then enlarged (a small image)

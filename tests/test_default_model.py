@@ -1,7 +1,8 @@
 """The default model shipped in models/default: it loads, is calibrated, and behaves on a real face.
 
-The photo is scikit-image's ``astronaut`` (a real portrait that the test dependency ships); the
-other views of the same face are made here by photometric and geometric changes.
+The photos are scikit-image's ``astronaut`` (Eileen Collins, NASA) and matplotlib's
+``grace_hopper`` (US Navy), real public-domain portraits that the test dependencies ship; other views
+of the same face are made here by photometric and geometric changes.
 """
 
 import json
@@ -82,6 +83,15 @@ def test_default_model_same_face_under_changes_is_same(default_verifier, astrona
         r = default_verifier.verify(astronaut, other)
         assert r.same, f"distance {r.distance:.3f} above τ {r.threshold:.3f}"
         assert r.far is not None and r.probability is not None and r.probability > 0.5
+
+
+def test_default_model_tells_two_real_people_apart(default_verifier, astronaut, grace_hopper):
+    """A real negative: two different people (0.52 apart with the shipped model, τ 0.43)."""
+    r = default_verifier.verify(astronaut, grace_hopper)
+    assert not r.same, f"distance {r.distance:.3f} at or below τ {r.threshold:.3f}"
+    assert r.distance > r.threshold + 0.05 and r.probability < 0.5
+    # and each is still herself (so the gap is the model's, not a failed detection)
+    assert default_verifier.verify(grace_hopper, cv2.GaussianBlur(grace_hopper, (0, 0), 1.0)).same
 
 
 def test_cli_uses_the_default_model(tmp_path, astronaut, monkeypatch):

@@ -562,8 +562,8 @@ def test_cli_evaluate(fake_lfw, tiny_bundle_dir, monkeypatch, tmp_path):
 
     monkeypatch.setattr(ev, "embed_lfw_images", fake_embed_lfw_images)
     runner = CliRunner()
-    res = runner.invoke(app, ["evaluate", "--lfw", str(fake_lfw), "--protocol", "p1,p4", "--model", str(tiny_bundle_dir),
-                              "--json"])
+    res = runner.invoke(app, ["evaluate", "--lfw", str(fake_lfw), "--protocol", "p1", "--protocol", "p4",
+                              "--model", str(tiny_bundle_dir), "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert set(data) >= {"p1", "p4", "model", "detection", "images"} and "p2" not in data
@@ -578,3 +578,5 @@ def test_cli_evaluate(fake_lfw, tiny_bundle_dir, monkeypatch, tmp_path):
     assert res.exit_code == 2 and "p7" in res.output
     res = runner.invoke(app, ["evaluate", "--lfw", str(tmp_path / "nowhere"), "--model", str(tiny_bundle_dir)])
     assert res.exit_code == 2 and "LFW root" in res.output
+    res = runner.invoke(app, ["evaluate", "--model", str(tiny_bundle_dir)])  # no default path into a dev tree
+    assert res.exit_code == 2 and "--lfw" in res.output

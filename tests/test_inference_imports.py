@@ -15,7 +15,8 @@ HEAVY = ("tensorflow", "keras", "mtcnn", "sklearn", "scipy", "tf2onnx")
 #: Also off the cold ``facever verify A B --json`` path (issue 20): typer's pydantic conversion, rich,
 #: the gallery's database stack, numpy's lazily imported masked arrays, other command modules.
 CLI_HEAVY = HEAVY + ("pydantic", "rich", "sqlalchemy", "alembic", "numpy.ma", "facever.gallery", "fastapi")
-CLI_MODULES = ("facever_cli", "facever_cli.app", "facever_cli.lazy", "facever_cli.common", "facever_cli.verify")
+CLI_MODULES = ("facever_cli", "facever_cli.app", "facever_cli.lazy", "facever_cli.help_format", "facever_cli.common",
+               "facever_cli.verify")
 
 SCRIPT = textwrap.dedent("""
     import json, sys, tempfile, os
@@ -75,7 +76,8 @@ def test_cli_verify_is_quiet_and_light(tmp_path):
     missing = subprocess.run([sys.executable, "-c", code_for_missing(), "verify", str(tmp_path / "nope.jpg"), str(a)],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip().count("\\n") == 0 and "nope.jpg: file not found" in missing.stderr
+    assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ")  # one line, no traceback
+    assert "nope.jpg: file not found" in missing.stderr
 
 
 def code_for_missing() -> str:

@@ -239,7 +239,7 @@ def test_augment_batch_with_only_flips():
 # ---- open-set calibration (recipe) ------------------------------------------------------------------
 
 def test_identify_threshold_meets_its_fpir_on_synthetic_clusters():
-    from facever.training.recipe import calibrate_identify_threshold
+    from facever.training.calibration import calibrate_identify_threshold
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(60, 16))

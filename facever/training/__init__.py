@@ -12,7 +12,9 @@ Inside, the arrows run one way, from the top of this list to the bottom:
 * fitting: :mod:`~facever.training.scratch` (the from-scratch trainer),
   :mod:`~facever.training.finetune` (fine-tuning a pretrained encoder),
   :mod:`~facever.training.calibration` (τ, the identification threshold);
-* evaluation: :mod:`facever.training.evaluation` (metrics, the LFW protocols P1–P4, plots);
+* evaluation: :mod:`~facever.training.protocols` (the LFW protocols P1–P4, facever's pipeline on LFW
+  images), :mod:`~facever.training.metrics`, :mod:`~facever.training.plots`; their public names
+  are gathered in :mod:`facever.training.evaluation`;
 * models and their parts: :mod:`~facever.training.network`, :mod:`~facever.training.losses`,
   :mod:`~facever.training.sampling`, :mod:`~facever.training.schedule`, :mod:`~facever.training.bundle`,
   :mod:`~facever.training.export`, :mod:`~facever.training.pretrained` and

@@ -16,7 +16,7 @@ import numpy as np
 
 from facever.bundle import BundleMetadata, Threshold
 from facever.matching import ThresholdCalibrator, VerificationHead
-from facever.training.evaluation import open_set_identification
+from facever.training.metrics import open_set_identification
 
 
 def calibration_pairs(labels: np.ndarray, max_genuine: int = 5000, n_impostor: int = 20000,
@@ -114,7 +114,7 @@ def calibrate_identify_threshold(emb: np.ndarray, labels: np.ndarray, target_fpi
     enrolled, their other images are known probes, one-image people are unknown probes (when there
     are too few of them to resolve the FPIR, 30 % of the other people are never enrolled and all
     their images probe as unknowns); scored by
-    :func:`facever.training.evaluation.open_set_identification` with the gallery's default ``nearest``
+    :func:`facever.training.metrics.open_set_identification` with the gallery's default ``nearest``
     scoring.
 
     Returns a :class:`~facever.bundle.Threshold` whose ``far`` is the FPIR and ``frr`` the

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facever.training.evaluation import all_pairs_distances, verification_metrics
+from facever.training.metrics import all_pairs_distances, verification_metrics
 from facever.training.sampling import PKSampler
 from facever.training.schedule import keras_schedule
 

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import auc as _auc
 from sklearn.metrics import roc_curve
 
-from facever.training.evaluation.metrics import MAX_DISTANCE, _prepare, _require_both
+from facever.training.metrics import MAX_DISTANCE, _prepare, _require_both
 
 # ----------------------------------------------------------------------------------------------
 # Plots

@@ -1,8 +1,8 @@
 """Evaluation (training side): verification metrics, LFW protocols P1–P4, plots, detection figures.
 
-Three modules: :mod:`~facever.training.evaluation.metrics` (rates, thresholds, ROC figures, open-set
-identification), :mod:`~facever.training.evaluation.protocols` (LFW P1–P4 runners and facever's pipeline on
-LFW images) and :mod:`~facever.training.evaluation.plots`. Their public names are re-exported here.
+Three modules: :mod:`~facever.training.metrics` (rates, thresholds, ROC figures, open-set
+identification), :mod:`~facever.training.protocols` (LFW P1–P4 runners and facever's pipeline on
+LFW images) and :mod:`~facever.training.plots`. Their public names are re-exported here.
 
 Conventions. Embeddings are ``(N, D)`` float unit vectors; the distance between two is Euclidean, in
 [0, 2]; a pair is accepted ("same person") when its distance ≤ τ. Labels ``same`` are booleans (True =
@@ -19,8 +19,9 @@ root (see :mod:`facever.training.lfw`); :func:`embed_lfw_images` is that functio
 Every function returns JSON-ready dicts (plain floats, ints, lists, None).
 """
 
-from facever.training.evaluation.metrics import *  # noqa: F401,F403
-from facever.training.evaluation.metrics import FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, EmbedFn, ProgressFn  # noqa: F401
-from facever.training.evaluation.plots import save_plots  # noqa: F401
-from facever.training.evaluation.protocols import *  # noqa: F401,F403
-from facever.training.evaluation.protocols import LFWEmbeddings, detection_figures, embed_lfw_images  # noqa: F401
+from facever.training.metrics import *  # noqa: F401,F403
+from facever.training.metrics import FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, EmbedFn, ProgressFn  # noqa: F401
+from facever.training.plots import save_plots  # noqa: F401
+from facever.training.protocols import *  # noqa: F401,F403
+from facever.training.protocols import (LFWEmbeddings, detection_figures, embed_lfw_images,  # noqa: F401
+                                        evaluate_detection, merge_lfw_embeddings)

@@ -13,8 +13,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from facever.training import lfw
-from facever.training.evaluation.metrics import (EmbedFn, FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, ProgressFn, accuracy_at_threshold, all_pairs_distances, kfold_accuracy, landmark_error, open_set_identification, pair_distances, verification_metrics)
-from facever.training.evaluation.plots import save_plots
+from facever.training.metrics import (EmbedFn, FARS, FPIRS, MAX_DISTANCE, PROTOCOLS, ProgressFn, accuracy_at_threshold, all_pairs_distances, kfold_accuracy, landmark_error, open_set_identification, pair_distances, verification_metrics)
+from facever.training.plots import save_plots
 from facever.matching import rates_at
 
 # ----------------------------------------------------------------------------------------------
@@ -439,3 +439,26 @@ def detection_figures(result: LFWEmbeddings, annotations: dict[str, np.ndarray] 
     return figures
 
 
+
+
+def merge_lfw_embeddings(parts: Sequence[LFWEmbeddings]) -> LFWEmbeddings:
+    """One :class:`LFWEmbeddings` from several (e.g. the chunks :func:`evaluate_all` embedded), rows in order."""
+    if not parts:
+        return LFWEmbeddings([], np.zeros((0, 0), np.float32), np.zeros(0, bool), np.zeros(0, np.int64),
+                             np.zeros((0, 5, 2), np.float32), {})
+    return LFWEmbeddings(
+        paths=[p for d in parts for p in d.paths],
+        embeddings=np.concatenate([d.embeddings for d in parts]),
+        found=np.concatenate([d.found for d in parts]),
+        n_faces=np.concatenate([d.n_faces for d in parts]),
+        landmarks=np.concatenate([d.landmarks for d in parts]),
+        errors={k: v for d in parts for k, v in d.errors.items()},
+    )
+
+
+def evaluate_detection(result: LFWEmbeddings, annotations_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """:func:`detection_figures` with the landmarks of ``annotations_file`` (LFW's
+    ``annotations/lfw_landmark_5pt_original250.txt``) when that file exists."""
+    path = Path(annotations_file) if annotations_file is not None else None
+    annotations = lfw.read_landmarks(path) if path is not None and path.is_file() else None
+    return detection_figures(result, annotations)
