@@ -27,8 +27,6 @@ DEFAULT_LFW = DATA / "lfw"
 #: The peer's interpreter, made by ``benchmarks/setup_peer.sh``.
 DEFAULT_PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
 PEER_SCRIPT = HERE / "peer_face_recognition.py"
-GALLERY_BENCH = HERE / "gallery_bench.py"
-ENROLL_BENCH = HERE / "enroll_bench.py"
 ENV_SIZE = HERE / "env_size.sh"
 #: face_recognition's documented default tolerance (Euclidean distance between dlib encodings).
 PEER_TOLERANCE = 0.6

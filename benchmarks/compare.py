@@ -19,9 +19,9 @@ Sections, one module each (each can be skipped):
 * ``bench_speed``: one face, one image at a time, stage by stage, repeats alternating.
 * ``bench_cli``: cold command-line processes: ``facever verify A B`` against ``face_recognition``,
   plus the error paths (missing file, bad option): wall time, CPU, peak memory, stderr lines.
-* ``bench_enroll``: enrolment throughput on LFW photos (``benchmarks/enroll_bench.py``).
-* ``bench_search``: 1:K search latency against gallery size (``--gallery-bench``: also
-  ``benchmarks/gallery_bench.py``).
+* ``enroll_bench``: enrolment throughput on LFW photos (``benchmarks/enroll_bench.py``).
+* ``gallery_bench``: 1:K search latency against gallery size (``--gallery-bench``: also facever's own
+  gallery figures, ``benchmarks/gallery_bench.py``).
 * ``bench_env``: environment size and install time (``benchmarks/env_size.sh``).
 
 Outputs: ``OUT/compare.json`` (every figure and raw timing), ``OUT/*.png`` and ``--md`` (rendered by
@@ -203,11 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             a, b = image_root / first.path1, image_root / first.path2
         timed("cli", cli_section, args, Path(a), Path(b))
     if not args.skip_enroll:
-        from bench_enroll import enroll_section
+        from enroll_bench import enroll_section
 
         timed("enroll", enroll_section, args)
     if not args.skip_gallery:
-        from bench_search import gallery_section
+        from gallery_bench import gallery_section
 
         timed("gallery", gallery_section, args)
     if not args.skip_env:

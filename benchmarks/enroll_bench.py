@@ -8,6 +8,10 @@ detect, align, quality check, embed, write in one transaction per person) into a
 Prints images/s end to end (model loading excluded; the first person is a warm-up and not timed),
 the outcome counts and the database file size per enrolled face. ``--allow-duplicate`` is on, since
 the point is throughput, not the duplicate-identity check.
+
+:func:`enroll_section` is the same run for ``compare.py`` and ``speed.py``: this script in its own
+process (its peak memory is its own), with the figures read back. face_recognition has no gallery:
+its nearest equivalent is encoding an image, whose rate the accuracy section records.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -70,6 +76,36 @@ def main() -> None:
         print(f"enrolled {enrolled} of {n_images} images of {len(timed)} LFW people in {secs:.1f} s: "
               f"{n_images / secs:.1f} images/s; outcomes {counts}; "
               f"database growth {result['db_bytes_per_face'] / 1024:.1f} KiB per face")
+
+
+def enroll_section(args) -> dict[str, Any]:
+    """For ``compare.py`` / ``speed.py``: images/s, outcomes and database bytes per face of one run of
+    this script (:func:`main`), as its own process so that its peak memory is its own."""
+    from bench_common import REPO, last_json_object, log, run_measured
+
+    people, max_images = args.enroll_people, args.enroll_max_images
+    if args.limit is not None:
+        people, max_images = min(people, 3), min(max_images, 5)
+    cmd = [sys.executable, Path(__file__).resolve(), "--lfw", args.lfw, "--people", str(people), "--max-images", str(max_images),
+           "--json"]
+    if args.model is not None:
+        cmd += ["--model", args.model]
+    shown = " ".join(map(str, cmd)).replace(str(REPO) + "/", "")
+    log(f"enrol: {shown}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "stdout.txt"
+        proc = run_measured(cmd, stdout_path=out)
+        stdout = out.read_text(errors="replace")
+    section: dict[str, Any] = {"command": shown, "rc": proc["rc"], "wall_s": proc["wall_s"],
+                               "maxrss_mb": proc["maxrss_mb"], "people": people, "max_images": max_images}
+    if proc["rc"] != 0:
+        section.update(status="failed", stderr_tail=proc["stderr_tail"])
+        log(f"enrol: FAILED (exit {proc['rc']})")
+        return section
+    section.update(status="ok", results=last_json_object(stdout))
+    r = section["results"]
+    log(f"enrol: {r['images']} images of {r['people']} people at {r['images_per_s']:.1f} images/s; {r['outcomes']}")
+    return section
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ alone (no image is processed)::
 
     python benchmarks/make_results.py [--results benchmarks/results/compare.json] [--md benchmarks/RESULTS.md]
 
-The report opens with the targets of issues 10 and 11, each with the measured figure; the sections
+The report opens with the targets listed in ``benchmarks/targets.json``, each with the measured figure; the sections
 follow (``results_accuracy.py``: LFW and held-out people; ``results_system.py``: speed, CLI,
 enrolment, search, environment). Plots (matplotlib, Agg; next to the JSON): ``roc_p1.png``,
 ``roc_p2.png``, ``roc_heldout.png`` (both systems' ROC, log FAR, default thresholds marked),
@@ -26,7 +26,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from results_accuracy import accuracy_lines, heldout_lines  # noqa: E402
-from results_format import num, pct, table, tar_value  # noqa: E402
+from results_format import num, pct, table  # noqa: E402
 from results_lodo import lodo_lines  # noqa: E402
 from results_scale import ann_lines, open_set_lines  # noqa: E402
 from results_system import cli_lines, enroll_lines, env_lines, gallery_lines, speed_lines  # noqa: E402
@@ -78,77 +78,85 @@ def _get(d: Any, *keys: Any) -> Any:
     return d
 
 
-def _row(target: str, issue: str, value: str, peer: str, ok: bool | None) -> list[str]:
-    verdict = "—" if ok is None else ("met" if ok else "**not met**")
-    return [target, issue, value, peer, verdict]
+#: The targets the report opens with: what is measured, where in compare.json, and the bound.
+TARGETS_FILE = HERE / "targets.json"
+
+_FORMATS = {
+    "pct": lambda x: pct(x), "pct1": lambda x: pct(x, 1), "pct3": lambda x: pct(x, 3),
+    "s": lambda x: f"{num(x, 3)} s", "ms": lambda x: f"{num(x and x * 1000, 1)} ms", "mb": lambda x: f"{num(x, 0)} MB",
+    "per_s": lambda x: f"{num(x, 1)} images/s",
+    "ratio": lambda x: num(x, 2) + (f" ({1 / x:.1f}× faster)" if x else ""),
+}
 
 
-def targets_lines(results: dict[str, Any]) -> list[str]:
-    """The targets of issues 10 and 11 with this run's figures (— where a section was skipped)."""
-    acc, ho = results.get("accuracy") or {}, results.get("heldout") or {}
-    p1, p2, p3 = acc.get("p1") or {}, acc.get("p2") or {}, acc.get("p3") or {}
-    fv_sys = results["systems"]["facever"]
-    rows = []
+def _path(path: list[str], system: str) -> list[str]:
+    return [system if part == "{system}" else part for part in path]
 
-    def both(f):
-        return [f(s) for s in ("facever", "face_recognition")]
 
-    v = both(lambda s: _get(p1, s, "kfold", "mean"))
-    rows.append(_row("P1 accuracy ≥ 99.0%", "10", pct(v[0]), pct(v[1]), None if v[0] is None else v[0] >= 0.99))
-    v = both(lambda s: tar_value(p2.get(s), "0.001"))
-    rows.append(_row("P2 TAR @ FAR 1e-3 ≥ 95%", "10", pct(v[0]), pct(v[1]), None if v[0] is None else v[0] >= 0.95))
-    v = both(lambda s: _get(p2, s, "eer"))
-    rows.append(_row("P2 EER ≤ 1%", "10", pct(v[0]), pct(v[1]), None if v[0] is None else v[0] <= 0.01))
-    stated = fv_sys.get("stated_far")
-    for name, sec in (("P2", p2), ("held-out", _get(ho, "all") or {})):
-        dt = _get(sec, "facever", "default_threshold")
-        pdt = _get(sec, "face_recognition", "default_threshold")
-        rows.append(_row(f"FRR ≤ 3% at the shipped τ ({name}; stated FAR {pct(stated, 1)})", "10",
-                         f"FRR {pct(dt['frr'])}, FAR {pct(dt['far'], 3)}" if dt else "—",
-                         f"FRR {pct(pdt['frr'])}, FAR {pct(pdt['far'], 3)} (τ 0.6)" if pdt else "—",
-                         None if not dt else dt["frr"] <= 0.03))
-    v = both(lambda s: _get(p3, s, "enroll", "3", "nearest", "rank1"))
-    rows.append(_row("P3 rank-1, 3 images enrolled ≥ 97%", "10", pct(v[0]), pct(v[1]),
-                     None if v[0] is None else v[0] >= 0.97))
-    a = _get(ho, "all") or {}
-    v = both(lambda s: _get(a, s, "pair_accuracy", "mean"))
-    w = both(lambda s: tar_value(a.get(s), "0.001"))
-    ahead = None if None in v + w else (v[0] > v[1] and w[0] > w[1])
-    rows.append(_row("held-out pins/bollywood: facever ahead (pair accuracy; TAR @ FAR 1e-3)", "10",
-                     f"{pct(v[0])}; {pct(w[0])}", f"{pct(v[1])}; {pct(w[1])}", ahead))
-    v = both(lambda s: _get(acc, "images", s, "found_rate"))
-    rows.append(_row("LFW images with a face found ≥ 99.9%", "10", pct(v[0]), pct(v[1]),
-                     None if v[0] is None else v[0] >= 0.999))
-    cases = _get(results, "cli", "cases") or {}
-    fv_w, fr_w = _get(cases, "verify", "facever", "wall_s", "median"), _get(cases, "verify", "face_recognition", "wall_s", "median")
-    rows.append(_row("cold `facever verify` median ≤ 0.5 s and ≥ 3× faster than the peer's CLI", "11",
-                     f"{num(fv_w, 3)} s" + (f" ({fr_w / fv_w:.1f}× faster)" if fv_w and fr_w else ""), f"{num(fr_w, 3)} s",
-                     None if fv_w is None else (fv_w <= 0.5 and fr_w is not None and fr_w >= 3 * fv_w)))
-    for case in ("missing_file", "bad_option"):
-        f, p = _get(cases, case, "facever", "wall_s", "median"), _get(cases, case, "face_recognition", "wall_s", "median")
-        rows.append(_row(f"error path ({case.replace('_', ' ')}) ≤ 0.3 s", "11", f"{num(f, 3)} s", f"{num(p, 3)} s",
-                         None if f is None else f <= 0.3))
-    f, p = _get(cases, "verify", "facever", "maxrss_mb", "median"), _get(cases, "verify", "face_recognition", "maxrss_mb", "median")
-    rows.append(_row("peak RSS of a cold verify ≤ 250 MB", "11", f"{num(f, 0)} MB", f"{num(p, 0)} MB",
-                     None if f is None else f <= 250))
-    r = _get(results, "speed", "stages", "total", "ratio", "median")
-    f, p = _get(results, "speed", "stages", "total", "facever", "median"), _get(results, "speed", "stages", "total", "face_recognition", "median")
-    rows.append(_row("one face, one image at a time ≥ 3× faster (ratio ≤ 0.33)", "11",
-                     f"{num(f and f * 1000, 1)} ms, ratio {num(r, 2)}" + (f" ({1 / r:.1f}× faster)" if r else ""),
-                     f"{num(p and p * 1000, 1)} ms", None if r is None else r <= 1 / 3))
-    en = _get(results, "enroll", "results", "images_per_s")
-    peer_rate = _get(acc, "images", "face_recognition", "images_per_s")
-    rows.append(_row("enrolment ≥ 60 images/s", "11", f"{num(en, 1)} images/s",
-                     f"{num(peer_rate, 1)} images/s (encoding only)", None if en is None else en >= 60))
-    f, p = _get(results, "env", "results", "facever", "mb"), _get(results, "env", "results", "face_recognition", "mb")
-    check = _get(results, "env", "results", "facever", "check") or ""
-    broken = f is not None and not check.startswith("imports OK")
-    rows.append(_row("inference venv ≤ 500 MB (and it works)", "11",
-                     f"{num(f, 0)} MB" + (f"; fresh install BROKEN: {check}" if broken else ""), f"{num(p, 0)} MB",
-                     None if f is None else (f <= 500 and not broken)))
-    lines = ["## Targets (issues 10 and 11)", "",
-             "Each target with this run's figure for facever and, for reference, face_recognition. Not measured "
-             "here: the model rebuild time (issue 10) and TF/ONNX decision parity (issue 11, a test).", ""]
+def _paths(spec: Any) -> list[list[str]]:
+    """One path (a list of keys) or several (a list of such lists)."""
+    return spec if spec and isinstance(spec[0], list) else [spec]
+
+
+def _shown(results: dict[str, Any], t: dict[str, Any], system: str, paths: list[list[str]]) -> tuple[str, list]:
+    """The figure(s) of one system as text, and their values."""
+    fmt = _FORMATS[t["format"]]
+    values = [_get(results, *_path(p, system)) for p in paths]
+    if values[0] is None and t.get("also"):
+        return "—", values
+    text = "; ".join((t["label"] + " " if t.get("label") else "") + fmt(v) for v in values)
+    for extra in t.get("also", []):
+        if system != "facever" and "{system}" not in extra["metric"]:
+            continue
+        text += f", {extra['label']} {_FORMATS[extra['format']](_get(results, *_path(extra['metric'], system)))}"
+    return text, values
+
+
+def _verdict(results: dict[str, Any], t: dict[str, Any], fv: list, peer: list) -> bool | None:
+    if t.get("ahead_of_peer"):
+        return None if None in fv + peer else all(f > p for f, p in zip(fv, peer))
+    value = _get(results, *t["check_metric"]) if t.get("check_metric") else fv[0]
+    if value is None:
+        return None
+    ok = (value >= t["at_least"]) if "at_least" in t else (value <= t["at_most"]) if "at_most" in t else True
+    if t.get("peer_at_least_times"):
+        ok = ok and peer[0] is not None and peer[0] >= t["peer_at_least_times"] * value
+    req = t.get("requires")
+    if req:
+        ok = ok and str(_get(results, *req["metric"]) or "").startswith(req["startswith"])
+    return ok
+
+
+def target_row(results: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    """One row of the targets table: target, source, facever's figure, the peer's, the verdict."""
+    label = t["target"].format(**{k: _FORMATS[v["format"]](_get(results, *v["metric"]))
+                                  for k, v in t.get("label_metrics", {}).items()})
+    fv_text, fv = _shown(results, t, "facever", _paths(t["metric"]))
+    if "peer_metric" in t:
+        peer_paths = [] if t["peer_metric"] is None else _paths(t["peer_metric"])
+    else:
+        peer_paths = _paths(t["metric"])
+    peer_text, peer = _shown(results, t, "face_recognition", peer_paths) if peer_paths else ("—", [None])
+    if peer_text != "—" and t.get("peer_suffix"):
+        peer_text += t["peer_suffix"]
+    if t.get("peer_at_least_times") and fv[0] and peer[0]:
+        fv_text += f" ({peer[0] / fv[0]:.1f}× faster)"
+    req = t.get("requires")
+    if req and fv[0] is not None:
+        check = str(_get(results, *req["metric"]) or "")
+        if not check.startswith(req["startswith"]):
+            fv_text += f"; {req['otherwise']}: {check}"
+    ok = _verdict(results, t, fv, peer)
+    return [label, t["source"], fv_text, peer_text, "—" if ok is None else ("met" if ok else "**not met**")]
+
+
+def targets_lines(results: dict[str, Any], targets_file: str | os.PathLike[str] = TARGETS_FILE) -> list[str]:
+    """The targets of ``targets_file`` with this run's figures (— where a section was skipped)."""
+    spec = json.loads(Path(targets_file).read_text(encoding="utf-8"))
+    sources = list(dict.fromkeys(t["source"] for t in spec["targets"]))
+    issues = " and ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
+    lines = [f"## {spec['title']} (issue{'s' if len(sources) > 1 else ''} {issues})", "", spec["intro"], ""]
+    rows = [target_row(results, t) for t in spec["targets"]]
     return lines + table(["target", "issue", "facever", "face_recognition", "verdict"], rows) + [""]
 
 

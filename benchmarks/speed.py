@@ -15,7 +15,7 @@ are facever / peer of one repeat, then their median):
   ``--baseline-pythonpath``, an older facever checkout runs the same commands too (its packages
   first on ``PYTHONPATH``; ``facever``, ``facever_cli``, ``facever_models`` must be importable from it).
 * ``one_face``: ``bench_speed.speed_section``: per-stage time of one image at a time, both systems.
-* ``enroll``: ``bench_enroll.enroll_section``: Gallery.enroll photos/s on LFW people.
+* ``enroll``: ``enroll_bench.enroll_section``: Gallery.enroll photos/s on LFW people.
 * ``batch``: ``FaceVerifier.embed_many`` over ``--batch-images`` LFW photos with one worker and one per
   core (model loaded), and the ``facever embed`` command on the same photos (a cold process that also
   writes the NPZ); the peer has no CPU batch API: its rate is one image at a time (``one_face``).
@@ -164,7 +164,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: cold,one_face,enroll,batch")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
-    args.limit = None  # bench_enroll's smoke switch
+    args.limit = None  # enroll_bench's smoke switch
     skip = set(filter(None, args.skip.split(",")))
 
     from facever.api import FaceVerifier
@@ -198,7 +198,7 @@ def main() -> None:
         timed("one_face", speed_section, args, verifier, files[::max(1, len(files) // args.speed_images)][:args.speed_images],
               image_root)
     if "enroll" not in skip:
-        from bench_enroll import enroll_section
+        from enroll_bench import enroll_section
 
         timed("enroll", enroll_section, args)
     timed("batch", batch_section, args, verifier, files[:args.batch_images])

@@ -6,6 +6,9 @@ Environment variables override the defaults:
 * ``FACEVER_DB``: SQLAlchemy URL of the gallery (default ``sqlite:///$FACEVER_HOME/gallery.db``).
 * ``FACEVER_MODEL``: path of a model bundle directory (default: the bundle shipped in the package).
 * ``FACEVER_CACHE``: cache directory for aligned training crops (default ``$FACEVER_HOME/cache``).
+* ``FACEVER_WORKERS``: threads that detect or encode at once (enrolment, reindexing, batches of
+  faces; default: the CPUs this process may use, at most 8). ``FACEVER_THREADS`` (onnxruntime's
+  threads inside one call, :func:`facever.runtime.default_threads`) is another setting.
 """
 
 from __future__ import annotations
@@ -56,6 +59,27 @@ def model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return packaged_model_dir()
+
+
+#: Upper bound of the default :func:`worker_threads` (more threads than this gained nothing measurable
+#: and each holds a batch of images in memory).
+MAX_DEFAULT_WORKERS = 8
+
+
+def worker_threads() -> int:
+    """Threads that detect or encode at once: ``FACEVER_WORKERS``, else the CPUs this process may
+    run on (its affinity, which follows container limits), at most :data:`MAX_DEFAULT_WORKERS`; ≥ 1."""
+    env = os.environ.get("FACEVER_WORKERS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 
 def cache_dir() -> Path:

@@ -15,13 +15,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from facever import config
 from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template, crop_views
 from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, select_faces
 from facever.imaging import load_image
 from facever.mtcnn_onnx import default_detector
 
-#: Stacks of at least this many crop views are encoded two calls at a time (enrolment, reindex).
+#: Stacks of at least this many crop views are encoded in parallel calls (enrolment, reindex): one per
+#: worker thread, :func:`facever.config.worker_threads`.
 PARALLEL_MIN_CROPS = 8
 
 #: Border added around an image (fraction of each side) for a second detection pass when none was
@@ -155,18 +157,19 @@ class FaceEmbedder:
         meta = self.bundle.metadata
         # every view of every crop in one stack, encoded in batches: a single face's views share one call
         stack = np.concatenate(crop_views(crops, meta.view_zooms, flip=bool(meta.flip_tta)))
-        parallel = len(stack) >= PARALLEL_MIN_CROPS
-        step = min(self.batch_size, -(-len(stack) // 2)) if parallel else self.batch_size
+        workers = config.worker_threads() if len(stack) >= PARALLEL_MIN_CROPS else 1
+        parallel = workers > 1
+        step = min(self.batch_size, -(-len(stack) // workers)) if parallel else self.batch_size
         starts = range(0, len(stack), step)
 
         def run(start: int) -> np.ndarray:
             return self._forward(np.ascontiguousarray(stack[start:start + step]))
 
         if parallel:
-            # the encoder runs one thread per call; two calls at once use both cores (no GIL held)
+            # the encoder runs one thread per call; one call per worker uses the cores (no GIL held)
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 results = list(pool.map(run, starts))
         else:
             results = [run(start) for start in starts]

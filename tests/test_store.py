@@ -3,7 +3,6 @@
 Runs on SQLite, and on PostgreSQL too when FACEVER_TEST_POSTGRES_URL names a throw-away database.
 """
 
-import os
 import sqlite3
 import stat
 from datetime import datetime, timezone
@@ -249,12 +248,13 @@ def test_backup_is_a_consistent_private_copy(tmp_path):
     assert not [p for p in dest.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_backup_of_other_backends_points_to_their_tools():
+def test_backup_of_other_backends_points_to_their_tools(tmp_path):
     db = Database("postgresql://user@127.0.0.1:1/none", upgrade=False)
+    dest = tmp_path / "never-written.db"
     with pytest.raises(DatabaseError, match="pg_dump"):
-        db.backup("/tmp/never-written.db")
+        db.backup(dest)
     db.close()
-    assert not os.path.exists("/tmp/never-written.db")
+    assert not dest.exists()
 
 
 def test_unreachable_server_is_a_database_error():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
+from facever import config
 from facever.errors import DuplicateIdentityError, FaceQualityError, ImageError, MultipleFacesError, NoFaceError
 from facever.gallery.folders import person_folders
 from facever.gallery.index import SearchBackend, model_of
@@ -48,8 +49,6 @@ class _Pending:
     aligned: "AlignedFace"
 
 
-#: Photos detected at once during enrolment (threads; onnxruntime runs without the GIL).
-ENROLL_THREADS = 2
 
 class Enrolment:
     """Enrols people: the enrolment part of :class:`~facever.gallery.Gallery`.
@@ -174,7 +173,8 @@ class Enrolment:
         if len(todo) < 2:
             return [detect(item) for item in todo]
         _ = self.verifier  # load the model once, before the threads
-        with ThreadPoolExecutor(max_workers=ENROLL_THREADS) as pool:
+        # photos detected at once: one per worker thread (onnxruntime runs without the GIL)
+        with ThreadPoolExecutor(max_workers=config.worker_threads()) as pool:
             return list(pool.map(detect, todo))
 
     def _accept(self, i: int, label: str, sha: str, aligned, error, force: bool,

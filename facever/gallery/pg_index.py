@@ -43,8 +43,9 @@ from facever.store.schema import EmbeddingRow, FaceRow
 if TYPE_CHECKING:
     from facever.store.session import Database
 
-#: ``hnsw.ef_search`` of a search (raised to the number of faces asked for); see SCALING.md.
-EF_SEARCH = 100
+#: ``hnsw.ef_search`` of a search (raised to the number of faces asked for): recall@1 0.995 at 300 k
+#: faces with m 32 (docs/SCALING.md, benchmarks/pgvector_bench.py).
+EF_SEARCH = 200
 #: Fewest nearest faces asked for per query.
 MIN_CANDIDATES = 32
 #: Most nearest faces asked for per query (pgvector caps ``ef_search`` at 1,000).

@@ -4,7 +4,7 @@ HNSW index, and what a database offers (:func:`vector_support`).
 On PostgreSQL with the ``vector`` extension, migration 0003 (:func:`install`) adds a nullable
 ``embedding vector(128)`` column to ``embeddings`` (a copy of the float32 bytes in ``vector``, which
 stay the system of record), fills it for the stored 128-d embeddings and builds an HNSW index over it
-(inner product on unit vectors: the order of Euclidean distance). Every write of an embedding then
+(inner product on unit vectors: the order of Euclidean distance; m 32, ef_construction 80). Every write of an embedding then
 fills both columns in the same statement (:func:`insert_embeddings`). SQLite, and PostgreSQL without
 the extension, keep only the bytes: nothing here runs there.
 
@@ -28,9 +28,10 @@ from sqlalchemy.types import UserDefinedType
 VECTOR_DIM = 128
 COLUMN = "embedding"
 INDEX = "ix_embeddings_embedding_hnsw"
-#: HNSW build parameters (pgvector's defaults; see benchmarks/pgvector_bench.py).
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+#: HNSW build parameters, as the faiss index (m 32, ef_construction 80). pgvector's defaults
+#: (16, 64) reached only 0.87 recall@1 at ef_search 100 on 1 M faces (benchmarks/pgvector_bench.py).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
 #: Rows copied per statement when filling the column for existing embeddings.
 _BACKFILL_BATCH = 2000
 

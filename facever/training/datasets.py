@@ -3,8 +3,12 @@
 * An :class:`IdentityDataset` is a list of image paths with integer identity labels (one folder per
   person, or LFW's ``people*.txt`` lists), with people to exclude so evaluation identities never
   leak into training.
-* :class:`CropCache` detects and aligns each image once; crops are stored on disk keyed by the
-  SHA-256 of the image bytes and the pipeline version, so later epochs and runs skip detection.
+* :func:`aligned_crops` detects and aligns images exactly as inference does (the ONNX MTCNN with its
+  padded second pass, the face nearest the centre, a similarity warp to the model's template and
+  size): from-scratch training and fine-tuning use it (evaluation runs the same steps through the
+  model's embedder, :func:`facever.training.protocols.embed_lfw_images`). :class:`CropCache` keeps
+  its crops on disk keyed by the SHA-256 of the image bytes, the pipeline version and the crop
+  geometry, so later epochs and runs skip detection.
 * :func:`augment_batch` is the on-the-fly augmentation (mirroring, random shifts/crops, small
   rotations and shears, colour shifts) run inside the tf.data pipeline.
 """

@@ -2,7 +2,7 @@
 
 Conditional on the server: on PostgreSQL whose server offers the ``vector`` extension, creates it
 (when the connected role may), adds ``embeddings.embedding vector(128)``, fills it from the stored
-128-d embeddings and builds an HNSW index (inner product, m 16, ef_construction 64). SQLite, and
+128-d embeddings and builds an HNSW index (inner product, m 32, ef_construction 80). SQLite, and
 PostgreSQL without pgvector, are left exactly as they are (the revision is recorded all the same;
 `facever db upgrade` enables it later once the extension is there). See :mod:`facever.store.vectors`.
 
