@@ -41,7 +41,7 @@ def serve(
                                         help="Requests waiting for a slot per worker before 503 (default: = concurrency)."),
     body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, help="Seconds a request body may take to arrive (else 408)."),
     cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Allow this browser origin (repeatable; CORS is off by default)."),
-    index: str = typer.Option("auto", "--index", help="Gallery search: exact, ann (faiss) or auto."),
+    index: str = typer.Option("auto", "--index", help="Gallery search: exact, ann (faiss), pgvector (PostgreSQL) or auto."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Serve the HTTP API (/v1/...), the web page (/) and the API docs (/docs).
@@ -65,8 +65,8 @@ def serve(
             fail(f"`facever serve` needs the serve extra ({exc.name} is not installed): pip install 'facever[serve]'")
         from facever.service.settings import SETTINGS_ENV, ServeSettings, default_concurrency, is_loopback
 
-        if index not in ("exact", "ann", "auto"):
-            fail(f"--index must be exact, ann or auto, not {index!r}")
+        if index not in ("exact", "ann", "pgvector", "auto"):
+            fail(f"--index must be exact, ann, pgvector or auto, not {index!r}")
         settings = ServeSettings(host=host, port=port, db=db, model=model, workers=workers, no_auth=no_auth,
                                  max_upload=_parse_size(max_upload), concurrency=concurrency or default_concurrency(),
                                  queue=queue, body_timeout_s=body_timeout, cors_origins=list(cors_origin or []),

@@ -116,3 +116,23 @@ def test_python_client_mirrors_the_library(tmp_path):
         with pytest.raises(ServiceError) as exc:
             Client(srv.url, "fv_000000000000_wrongwrongwrongwrong").people()
         assert exc.value.status == 401 and exc.value.code == "unauthorized"
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_share_one_gallery(tmp_path, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the SQLite case is test_two_workers_see_each_others_writes_at_once")
+    with running_server(tmp_path, workers=2, db_url=db_url) as srv:
+        headers = _auth(srv)
+        assert _identify(srv.url, headers) is None
+        r = httpx.post(srv.url + "/v1/people/Grace%20Hopper/faces", headers=headers, timeout=30,
+                       files=[("images", ("g.jpg", photos.hopper(), "image/jpeg"))])
+        assert r.status_code == 201, r.text
+        for _ in range(6):
+            assert _identify(srv.url, headers) == "Grace Hopper"
+        index = httpx.post(srv.url + "/v1/identify", headers=headers, timeout=30,
+                           files={"image": ("q.jpg", photos.hopper(), "image/jpeg")}).json()["index"]
+        assert index["backend"] == "pgvector", index
+        assert httpx.delete(srv.url + "/v1/people/Grace%20Hopper", headers=headers).status_code == 200
+        for _ in range(6):
+            assert _identify(srv.url, headers) is None

@@ -55,7 +55,7 @@ class ServeSettings:
             past that a request is answered 503 with Retry-After at once.
         body_timeout_s: a request body must arrive within this many seconds (else 408).
         cors_origins: origins allowed by CORS (none: CORS off).
-        index: gallery search backend (``exact``, ``ann`` or ``auto``).
+        index: gallery search backend (``exact``, ``ann``, ``pgvector`` or ``auto``).
     """
 
     host: str = "127.0.0.1"
