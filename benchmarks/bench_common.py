@@ -35,6 +35,30 @@ STAGES = ("decode", "detection", "landmarks", "alignment", "embedding")
 SYSTEMS = ("facever", "face_recognition")
 
 
+def portable(path: "str | Path") -> str:
+    """``path`` as results should record it: repo-relative inside the checkout, ``../shared/...`` for
+    the shared data beside it, ``~/...`` under the home folder; never an absolute path of this machine."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return str(path)
+    p = p.resolve() if p.exists() else p
+    for base, shown in ((REPO, ""), (REPO.parent / "shared", "../shared"), (Path.home(), "~")):
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        return str(Path(shown) / rel) if shown else (str(rel) or ".")
+    return p.name
+
+
+def portable_command(argv: Sequence[str]) -> str:
+    """A command line with every absolute path made :func:`portable` (the interpreter as ``python``)."""
+    import shlex
+
+    words = ["python" if a == sys.executable else (portable(a) if str(a).startswith("/") else str(a)) for a in argv]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def log(message: str) -> None:
     """Progress line on stderr."""
     print(f"[compare {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench_accuracy import score_all_pairs
-from bench_common import PEER_TOLERANCE, REPO, log
+from bench_common import PEER_TOLERANCE, REPO, log, portable
 from bench_embed import embed_facever_images, embed_peer
 
 SPLITS = REPO / "scripts" / "splits"
@@ -89,7 +89,7 @@ def heldout_section(args, verifier, default_tau: float | None, cache: Path | Non
     section: dict[str, Any] = {
         "name": "pins + bollywood held-out test people, all genuine and impostor pairs",
         "people_files": [str((SPLITS / f"{d}_test.txt").relative_to(REPO)) for d in DOMAINS],
-        "data_root": str(args.data), "per_person": per_person, "pick": args.heldout_pick,
+        "data_root": portable(args.data), "per_person": per_person, "pick": args.heldout_pick,
         "n_images": len(paths), "n_people": int(len(set(labels))),
         "domains": {d: {"n_images": int((domains == d).sum()), "n_people": int(len(set(labels[domains == d])))}
                     for d in DOMAINS},

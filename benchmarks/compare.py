@@ -7,7 +7,7 @@ regenerates everything (JSON, PNG plots and ``benchmarks/RESULTS.md``)::
 
     python benchmarks/compare.py --gallery-bench                   # full run (about 30 min on 2 idle cores)
     python benchmarks/compare.py --limit 16 --repeats 2 --speed-images 5 --gallery-sizes 1000,10000 \\
-        --queries 5 --out /tmp/smoke --md /tmp/smoke/RESULTS.md     # smoke run (about 2 min)
+        --queries 5 --out runs/smoke --md runs/smoke/RESULTS.md     # smoke run (about 2 min)
 
 Sections, one module each (each can be skipped):
 
@@ -45,7 +45,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from bench_common import (DATA, DEFAULT_LFW, DEFAULT_PEER_PYTHON, PEER_TOLERANCE, environment,  # noqa: E402
-                          finite_json, load_average, log, peer_versions)
+                          finite_json, load_average, log, peer_versions, portable, portable_command)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -123,7 +123,7 @@ def systems_meta(args, verifier, default_tau: float | None) -> dict[str, Any]:
     detector = verifier.embedder.detector
     t = meta.threshold
     return {
-        "facever": {"model_path": str(verifier.bundle.path), "model_version": verifier.model_version,
+        "facever": {"model_path": portable(verifier.bundle.path), "model_version": verifier.model_version,
                     "architecture": meta.architecture, "input_size": meta.input_size, "flip_tta": meta.flip_tta,
                     "view_zooms": list(meta.view_zooms),
                     "alignment": verifier.embedder.template_name, "training_method": training.get("method"),
@@ -136,7 +136,7 @@ def systems_meta(args, verifier, default_tau: float | None) -> dict[str, Any]:
                     "detector": f"MTCNN on onnxruntime ({type(detector).__module__}.{type(detector).__name__})",
                     "devtest_people_in_training": len(devtest & set(trained)) if trained else None,
                     "n_devtest_people": len(devtest)},
-        "face_recognition": {"python": str(args.peer_python), "default_threshold": PEER_TOLERANCE,
+        "face_recognition": {"python": portable(args.peer_python), "default_threshold": PEER_TOLERANCE,
                              "threshold_source": "face_recognition's default tolerance 0.6",
                              "detector": "dlib HOG (face_locations default)", "pick": args.peer_pick,
                              "versions": peer_versions(args.peer_python)},
@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.peer_python).is_file():
         sys.exit(f"compare: peer interpreter {args.peer_python} not found; run `bash benchmarks/setup_peer.sh` "
                  "or pass --peer-python")
-    from facever import config, lfw
+    from facever import config
+    from facever.training import lfw
     from facever.api import FaceVerifier
 
     from bench_accuracy import accuracy_section, p1_pairs
@@ -166,10 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                if getattr(args, f"skip_{s}")]
     smoke = bool(args.limit is not None or skipped or args.repeats < 3 or args.heldout_per_person is not None)
     results: dict[str, Any] = {
-        "meta": {"command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]), "smoke": smoke,
+        "meta": {"command": portable_command([sys.executable, *sys.argv]), "smoke": smoke,
                  "skipped": skipped,
                  "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-                 "lfw_root": str(args.lfw), "limit": args.limit, "repeats": args.repeats,
+                 "lfw_root": portable(args.lfw), "limit": args.limit, "repeats": args.repeats,
                  "load_average_start": load_average(), "environment": environment()},
         "systems": systems_meta(args, verifier, default_tau),
         "durations_s": {},

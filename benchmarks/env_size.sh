@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-WORK="$(mktemp -d /tmp/facever-envsize.XXXXXX)"
+WORK="$(mktemp -d -t facever-envsize.XXXXXX)"
 [ "$KEEP" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 now() { date +%s.%N; }
 mb() { du -sm "$1" | cut -f1; }
@@ -96,7 +96,7 @@ e = os.environ
 top = lambda s: [{"package": l.split()[0], "mb": int(l.split()[1])} for l in s.splitlines() if l.strip()]
 num = lambda s: float(s) if s else None
 out = {
-    "python": e["PY_VERSION"], "pip_cache": {"dir": e["CACHE_DIR"], "mb": int(e["CACHE_MB"] or 0), "warm": True},
+    "python": e["PY_VERSION"], "pip_cache": {"dir": e["CACHE_DIR"].replace(__import__("os").path.expanduser("~"), "~", 1), "mb": int(e["CACHE_MB"] or 0), "warm": True},
     "facever": {"command": "pip install .", "mb": int(e["FV_MB"]), "bare_venv_mb": int(e["FV_BARE_MB"]),
                 "venv_create_s": num(e["FV_VENV_S"]), "install_s": num(e["FV_INSTALL_S"]),
                 "n_packages": int(e["FV_PKGS"]), "largest": top(e["FV_TOP"]), "check": e["FV_CHECK"],
