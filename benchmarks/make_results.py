@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import sys
 from pathlib import Path
@@ -188,6 +189,29 @@ def method_lines(results: dict[str, Any]) -> list[str]:
             "section whose embeddings came from the cache says so, and its throughput is the cached run's.", ""]
 
 
+#: Sections rendered by their own benchmarks (``results/NAME.md``), appended in this order when present.
+SECTION_FILES = ("serve", "liveness", "pgvector", "speed")
+#: Heading for a section file that starts with a sub-heading only.
+SECTION_TITLES = {"serve": "## Service: facever serve (issue 17)", "liveness": "## Liveness (issue 21)",
+                  "pgvector": "## Search inside PostgreSQL: pgvector (issue 18)", "speed": "## Speed (issue 20)"}
+
+
+def section_lines(md_dir: Path) -> list[str]:
+    """The Markdown sections of :data:`SECTION_FILES`, image links made relative to ``md_dir``."""
+    lines: list[str] = []
+    for name in SECTION_FILES:
+        path = HERE / "results" / f"{name}.md"
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8").strip()
+        if not text.startswith("## "):
+            text = SECTION_TITLES[name] + "\n\n" + text
+        rel = os.path.relpath(path.parent, md_dir)
+        text = re.sub(r"\]\((?!https?:|/|\.\./|results/)([^)]+\.png)\)", lambda m: f"]({rel}/{m.group(1)})", text)
+        lines += [text, ""]
+    return lines
+
+
 def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], md_path: str | os.PathLike[str]) -> list[Path]:
     """Write the PNGs into ``out_dir`` and the Markdown report at ``md_path``; returns the paths."""
     out_dir, md_path = Path(out_dir), Path(md_path)
@@ -210,7 +234,7 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], md_pa
         lines += gallery_lines(results["gallery"], out_dir, md_dir, written)
     if results.get("env"):
         lines += env_lines(results["env"])
-    lines += open_set_lines(md_dir) + lodo_lines() + ann_lines()
+    lines += open_set_lines(md_dir) + lodo_lines() + ann_lines() + section_lines(md_dir)
     lines += method_lines(results)
     md_path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return [*written, md_path]
