@@ -97,11 +97,11 @@ async def identify(request: Request, image: UploadFile = File(...),
     state = _state(request)
     data, label = await read_image(image, state.settings.max_upload, "image")
     gallery = state.gallery
-    with state.gallery_lock:  # fail early (e.g. fpir without open-set data) before the expensive part
-        gallery.sync()
-        gallery.threshold_for(fpir=fpir)
 
-    def work():
+    def work():  # in a worker thread: nothing here blocks the event loop
+        with state.gallery_lock:  # fail early (e.g. fpir without open-set data) before the expensive part
+            gallery.sync()
+            gallery.threshold_for(fpir=fpir)
         aligned = state.verifier.embedder.find_faces(data, policy=faces, name=label)
         emb = state.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
         with state.gallery_lock:
