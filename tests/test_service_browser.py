@@ -8,15 +8,11 @@ Skipped, saying why, when Playwright or a chromium binary is missing (no browser
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)", allow_module_level=True)
+from browser_support import BROWSER_ARGS, CHROMIUM, expect, sync_api  # noqa: E402  (skips without a browser)
 
 import httpx  # noqa: E402
 
@@ -24,13 +20,9 @@ import service_photos as photos  # noqa: E402
 from page_photos import cameraman_rgb, group_photo, write_y4m  # noqa: E402
 from service_server import running_server  # noqa: E402
 
-expect = sync_api.expect
-expect.set_options(timeout=20_000)
 EILEEN = "Eileen Collins"
 GRACE = "Grace Hopper"
 HOSTILE = '<img src=x onerror="window.__pwned=1">Ada & Co/Lovelace'
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 20_000
 
 

@@ -15,27 +15,19 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 
 import httpx
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)", allow_module_level=True)
+from browser_support import BROWSER_ARGS, CHROMIUM, expect, sync_api  # noqa: E402  (skips without a browser)
 
 import liveness_video as video  # noqa: E402
 import service_photos as photos  # noqa: E402
 from service_server import running_server  # noqa: E402
 
-expect = sync_api.expect
-expect.set_options(timeout=20_000)
 EILEEN = "Eileen Collins"
 ARROW = {"left": "←", "right": "→"}
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream"]
+CAMERA_ARGS = [*BROWSER_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 #: Capture (~5 s) + the server's check of ~45 frames on a busy 2-core machine + verification.
 RESULT_MS = 45_000
 
@@ -68,7 +60,7 @@ def server(tmp_path_factory):
 def browser(camera):
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=BROWSER_ARGS + [f"--use-file-for-fake-video-capture={camera.path}"])
+                              args=CAMERA_ARGS + [f"--use-file-for-fake-video-capture={camera.path}"])
         yield b
         b.close()
 
