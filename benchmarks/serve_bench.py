@@ -120,6 +120,21 @@ def wait_for_quiet(minutes: float, max_load: float) -> list[float]:
     return seen
 
 
+def size_library_blas() -> str:
+    """Size this process's BLAS as ``facever serve`` sizes its own (cli/serve.py): ``FACEVER_THREADS``
+    threads unless a BLAS variable is set; returns what the library side runs with."""
+    from facever.runtime import default_threads
+    from facever_cli.serve import BLAS_THREAD_VARS
+
+    given = {v: os.environ[v] for v in BLAS_THREAD_VARS if v in os.environ}
+    if given:
+        return "from the environment: " + ", ".join(f"{k}={v}" for k, v in given.items())
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(limits=default_threads(), user_api="blas")
+    return ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info() if i["user_api"] == "blas")
+
+
 def server_args(args: argparse.Namespace) -> list[str]:
     out = []
     if args.concurrency:
@@ -195,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     log(f"{info['cores']} cores, load average {info['load_before']}; {args.requests} jobs per level {args.levels}")
     verifier = FaceVerifier()
+    blas = size_library_blas()
     images = {"a": service_photos.astronaut(), "b": service_photos.hopper()}
     conc = args.concurrency or default_concurrency()
     results: dict[str, Any] = {
@@ -204,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"levels": args.levels, "requests": args.requests, "gallery_sizes": args.sizes,
                      "server_workers": args.server_workers, "server_concurrency": conc,
                      "server_queue": args.queue if args.queue is not None else conc,
-                     "facever_threads": os.environ.get("FACEVER_THREADS"), "soak_seconds": args.soak_seconds,
+                     "facever_threads": os.environ.get("FACEVER_THREADS"), "library_blas_threads": blas,
+                     "soak_seconds": args.soak_seconds,
                      "model_version": verifier.model_version},
         "notes": ["Galleries are synthetic (random unit vectors with a dummy crop, written with "
                   "facever.store.repository.add_face): for search timing only."],
