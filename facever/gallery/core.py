@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 import numpy as np
 
 from facever.errors import PersonNotFoundError
-from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Enrolment, Progress
+from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Enrolment, PreparedEnrolment, Progress
 from facever.gallery.index import (INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend,
                                    model_of, open_backend)
 from facever.gallery.management import Management
@@ -368,6 +368,16 @@ class Gallery:
         <facever.gallery.enrolment.Enrolment.enroll>`, audited as :attr:`actor`)."""
         return self.enrolment.enroll(name, images, force=force, allow_duplicate=allow_duplicate, strict=strict,
                                      progress=progress, labels=labels, actor=self.actor)
+
+    def prepare_enrolment(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray],
+                          force: bool = False, labels: Sequence[str] | None = None) -> "PreparedEnrolment":
+        """The read-only half of :meth:`enroll` (detect, check, embed; no index, no write): safe to run
+        while other threads search. Finish with :meth:`commit_enrolment`."""
+        return self.enrolment.prepare(name, images, force=force, labels=labels)
+
+    def commit_enrolment(self, prepared: "PreparedEnrolment", allow_duplicate: bool = False) -> EnrollReport:
+        """The writing half of :meth:`enroll` (duplicate gate, one transaction), audited as :attr:`actor`."""
+        return self.enrolment.commit(prepared, allow_duplicate=allow_duplicate, actor=self.actor)
 
     def enroll_dir(self, root: str | os.PathLike[str], force: bool = False, allow_duplicate: bool = False,
                    progress: Progress | None = None) -> Iterator[EnrollReport]:

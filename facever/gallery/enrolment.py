@@ -50,6 +50,17 @@ class _Pending:
 
 
 
+@dataclass
+class PreparedEnrolment:
+    """What :meth:`Enrolment.prepare` found: per-image outcomes so far (None for faces to write), the
+    accepted faces and their ``(n, D)`` embeddings."""
+
+    name: str
+    outcomes: list[ImageOutcome | None]
+    pending: list[_Pending]
+    vectors: np.ndarray
+
+
 class Enrolment:
     """Enrols people: the enrolment part of :class:`~facever.gallery.Gallery`.
 
@@ -109,6 +120,15 @@ class Enrolment:
             DatabaseError: the write failed (rolled back).
             ValueError: invalid name.
         """
+        prepared = self.prepare(name, images, force=force, strict=strict, progress=progress, labels=labels)
+        return self.commit(prepared, allow_duplicate=allow_duplicate, actor=actor)
+
+    def prepare(self, name: str, images: Sequence[str | os.PathLike[str] | bytes | np.ndarray], force: bool = False,
+                strict: bool = False, progress: Progress | None = None,
+                labels: Sequence[str] | None = None) -> "PreparedEnrolment":
+        """The expensive, read-only half of :meth:`enroll`: read, hash, detect, align, quality-check and
+        embed (arguments as there). Touches no search index and writes nothing, so callers may run it
+        without holding a lock on the gallery; :meth:`commit` then checks duplicates and writes."""
         name = check_name(name)
         images = list(images)
         if labels is not None and len(labels) != len(images):
@@ -144,8 +164,15 @@ class Enrolment:
                     raise outcome.error or FaceQualityError(outcome.reason)
             if progress is not None:
                 progress(len(images) - len(todo) + done, len(images))
+        vectors = (self.verifier.embedder.embed_crops(np.stack([p.aligned.crop for p in pending])) if pending
+                   else np.zeros((0, 0), np.float32))
+        return PreparedEnrolment(name, outcomes, pending, vectors)
+
+    def commit(self, prepared: "PreparedEnrolment", allow_duplicate: bool = False, actor: str = "library") -> EnrollReport:
+        """The writing half of :meth:`enroll`: the duplicate gate against the gallery as it is now, then
+        one transaction (images enrolled meanwhile by another writer come back ``skipped``)."""
+        name, outcomes, pending, vectors = prepared.name, list(prepared.outcomes), prepared.pending, prepared.vectors
         if pending:
-            vectors = self.verifier.embedder.embed_crops(np.stack([p.aligned.crop for p in pending]))
             if not allow_duplicate:
                 self._check_duplicates(name, pending, vectors)
             for p, face_id in zip(pending, self._write_faces(name, pending, vectors, actor)):

@@ -133,12 +133,14 @@ async def enroll(request: Request, person: str, images: list[UploadFile] = File(
     labels = [label for _, label in uploads]
 
     def work():
+        # detection and embedding without the lock (identifies go on meanwhile); the duplicate gate and
+        # the write under it, against the gallery as it is then
+        prepared = state.gallery.prepare_enrolment(name, [d for d, _ in uploads], force=force, labels=labels)
         with state.gallery_lock:
             state.gallery.sync()
             state.gallery.actor = caller.name
             try:
-                return state.gallery.enroll(name, [d for d, _ in uploads], force=force,
-                                            allow_duplicate=allow_duplicate, labels=labels)
+                return state.gallery.commit_enrolment(prepared, allow_duplicate=allow_duplicate)
             finally:
                 state.gallery.actor = "service"
 
