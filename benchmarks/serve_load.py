@@ -324,7 +324,7 @@ class HttpOps:
 class LibraryOps:
     """The same work in-process: ``FaceVerifier.verify``; identify = the verifier's detection and
     embedding, then ``Gallery.search`` under one lock (as the service does); enrol =
-    ``Gallery.enroll`` under that lock (as the service does)."""
+    ``Gallery.prepare_enrolment`` outside it and ``commit_enrolment`` under it (as the service does)."""
 
     def __init__(self, verifier, images: dict[str, bytes], galleries: dict[str, Any], prefix: str = "lib") -> None:
         self.verifier, self.images, self.galleries, self.prefix = verifier, images, galleries, prefix
@@ -358,5 +358,6 @@ class LibraryOps:
             g.search(emb, top_k=5)
 
     def _enroll(self, g, job: str) -> None:
+        prepared = g.prepare_enrolment(f"{self.prefix}-{job}", [self.images["a"]])
         with self.lock:
-            g.enroll(f"{self.prefix}-{job}", [self.images["a"]], allow_duplicate=True)
+            g.commit_enrolment(prepared, allow_duplicate=True)

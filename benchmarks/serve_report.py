@@ -82,11 +82,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: Why a target is missed where the cause is known (investigated with py-spy and CPU time per request).
 CAUSES = {
-    "enrol": "Enrolment runs one at a time per worker: the route holds the gallery lock through "
-             "`Gallery.enroll`, detection and embedding included (facever/service/routes_inference.py), so at 2 "
-             "clients one request waits for the other (p50 ≈ 2 × single). The fix is in the library and the route: "
-             "detect and embed outside the lock (as identify does) and take the lock only for the duplicate check "
-             "and the write, e.g. a `Gallery.enroll` split into prepare (no lock) and commit (lock).",
+    "enrol": "An enrolment detects and embeds outside the gallery lock (`Gallery.prepare_enrolment`) and holds "
+             "the lock only for the duplicate gate and the write (`commit_enrolment`); what is left above the "
+             "targets is the write itself (one SQLite transaction with WAL and secure_delete, serialised by the "
+             "database) and the two cores being busy at 2 clients.",
     "identify": "HTTP costs ≈ 5 ms of server CPU per request over the library's ≈ 70 ms (routing, multipart, key "
                 "lookup, two change-counter reads, JSON) plus ≈ 1.5 ms for the client on the same two cores: about "
                 "9 % together, so the 90 % ratio is met only narrowly, and noise from other processes decides it.",
@@ -223,7 +222,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
              f"{s['requests']} jobs per level, shared by 1–16 clients (httpx, one thread and connection each); a 503 "
              "is retried after its Retry-After (≤ 1 s). The library rows do the same work in-process with the same "
              "number of threads (verify: `FaceVerifier.verify`; identify: detection and embedding, then "
-             "`Gallery.search` under one lock, as the service does; enrol: `Gallery.enroll` under that lock). "
+             "`Gallery.search` under one lock, as the service does; enrol: `Gallery.prepare_enrolment` outside that lock, `commit_enrolment` under it). "
              "Latencies are of the successful requests. Throughput counts the jobs done while every client "
              "still had work (until the first one found none left): at 8 and 16 clients the last jobs wait out a "
              "1 s Retry-After with the server idle, which says nothing about its capacity (`overall_per_s` in the "
