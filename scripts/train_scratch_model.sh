@@ -19,7 +19,7 @@
 set -euo pipefail
 LFW=${1:-../shared/data/lfw}
 WORK=${2:-runs/default}
-TEACHER_PY=${3:-/work/teacher-venv/bin/python}
+TEACHER_PY=${3:-.venv-teacher/bin/python}   # a venv with the teacher (face_recognition) installed
 export FACEVER_CACHE=${FACEVER_CACHE:-$WORK/cache}
 mkdir -p "$WORK" "$FACEVER_CACHE"
 
