@@ -29,7 +29,7 @@ from serve_load import CLIENT_TIMEOUT_S, RETRY_CAP_S, child_pids, cmdline, perce
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from service_server import free_port, running_server  # noqa: E402
+from service_server import free_port, running_server, stop_process, wait_ready  # noqa: E402
 
 #: What a worker logs once its model and gallery are loaded (facever/service/app.py).
 READY_LINE = "worker ready"
@@ -39,37 +39,19 @@ def startup_times(db_url: str, home: Path, repeats: int, workers: int = 1, args:
                   poll_s: float = 0.02, timeout_s: float = 60.0) -> list[float]:
     """Seconds from process start to the first ``/readyz`` 200, ``repeats`` times (each a new process,
     stopped afterwards)."""
-    import httpx
-
     times = []
     env = {**os.environ, "FACEVER_HOME": str(home), "FACEVER_THREADS": os.environ.get("FACEVER_THREADS", "1")}
     for _ in range(repeats):
         port = free_port()
-        url = f"http://127.0.0.1:{port}/readyz"
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "facever", "serve", "--port", str(port), "--db", db_url,
                                  "--workers", str(workers), *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"facever serve exited with {proc.returncode} before it was ready")
-                if time.perf_counter() - t0 > timeout_s:
-                    raise RuntimeError(f"facever serve not ready after {timeout_s} s")
-                try:
-                    if httpx.get(url, timeout=1.0).status_code == 200:
-                        times.append(time.perf_counter() - t0)
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(poll_s)
+            wait_ready(f"http://127.0.0.1:{port}", proc, timeout=timeout_s, poll_s=poll_s)
+            times.append(time.perf_counter() - t0)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=15)
     return times
 
 

@@ -128,7 +128,11 @@ def db_url(request, tmp_path):
     :func:`postgres_url`) with the gallery tables dropped first."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'gallery.db'}"
-    url = request.getfixturevalue("postgres_url")
+    return fresh_postgres(request.getfixturevalue("postgres_url"))
+
+
+def fresh_postgres(url: str) -> str:
+    """``url`` with every gallery table dropped (the server's extensions stay): a fresh gallery."""
     from sqlalchemy import create_engine
 
     engine = create_engine(url)

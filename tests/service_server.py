@@ -59,7 +59,7 @@ def make_key(db_url: str, name: str, scopes: Sequence[str], rate_per_min: int | 
         db.close()
 
 
-def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> float:
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0, poll_s: float = 0.05) -> float:
     """Poll ``url/readyz`` until 200; return the seconds it took. Raises RuntimeError on timeout/exit."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
@@ -70,7 +70,7 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
                 return time.perf_counter() - start
         except httpx.HTTPError:
             pass
-        time.sleep(0.05)
+        time.sleep(poll_s)
     raise RuntimeError(f"server at {url} not ready after {timeout} s")
 
 
@@ -97,10 +97,16 @@ def running_server(tmp_path: Path, workers: int = 1, args: Sequence[str] = (), d
             raise RuntimeError(f"{exc}; server log:\n{handle.log()[-3000:]}") from None
         yield handle
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate ``proc`` (SIGTERM, then SIGKILL after ``timeout`` seconds) and reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import numpy_verifier, person_image, png_bytes
+from conftest import fresh_postgres, numpy_verifier, person_image, png_bytes
 from sqlalchemy import create_engine, text
 
 from facever.errors import ModelVersionMismatchError
@@ -29,12 +29,7 @@ TESTS = Path(__file__).resolve().parent
 @pytest.fixture
 def pg_url(postgres_url):
     """A fresh gallery database on the private server (tables dropped; the extension stays)."""
-    engine = create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS embeddings, faces, people, models, api_keys, audit_log, "
-                             "gallery_state, liveness_challenges, alembic_version CASCADE")
-    engine.dispose()
-    return postgres_url
+    return fresh_postgres(postgres_url)
 
 
 @pytest.fixture
