@@ -10,9 +10,6 @@ import typer
 
 from .common import DB_OPTION, MODEL_OPTION, err, fail, handle_errors
 
-#: Modules only ``facever serve`` needs: ``pip install "facever[serve]"``.
-SERVE_MODULES = frozenset({"fastapi", "uvicorn", "starlette", "multipart", "python_multipart", "anyio"})
-
 #: Environment variables that size the BLAS / OpenMP thread pools (numpy's OpenBLAS, MKL).
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

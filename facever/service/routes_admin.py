@@ -77,9 +77,7 @@ def create_key(request: Request, body: NewKey, caller: Caller = Depends(require(
     """A new key with the given scopes; the plaintext ``key`` is in this answer only."""
     try:
         key, secret = _state(request).keys.create(body.name, body.scopes, body.rate_per_min, actor=caller.name)
-    except facever.FaceverError:
-        raise
-    except ValueError as exc:
+    except ValueError as exc:  # a bad name, scope or rate (KeyExistsError is not a ValueError)
         raise Problem(422, "invalid_request", str(exc)) from exc
     return {**key.to_dict(), "key": secret}
 

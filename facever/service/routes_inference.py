@@ -100,7 +100,6 @@ async def identify(request: Request, image: UploadFile = File(...),
 
     def work():  # in a worker thread: nothing here blocks the event loop
         with state.gallery_lock:  # fail early (e.g. fpir without open-set data) before the expensive part
-            gallery.sync()
             gallery.threshold_for(fpir=fpir)
         aligned = state.verifier.embedder.find_faces(data, policy=faces, name=label)
         emb = state.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
@@ -150,8 +149,6 @@ async def enroll(request: Request, person: str, images: list[UploadFile] = File(
         refused = [{"source": lab, "status": "refused", "reason": str(exc)} for lab in labels]
         raise Problem(409, "duplicate_identity", str(exc), "Already enrolled under another name",
                       report={"person": name, "enrolled": 0, "images": refused}) from exc
-    except ValueError as exc:  # an invalid name
-        raise Problem(422, "invalid_request", str(exc)) from exc
     body = report.to_dict()
     if report.outcomes and report.rejected == len(report.outcomes):
         raise Problem(400, "enrolment_rejected", f"no image of {name!r} could be enrolled: "
