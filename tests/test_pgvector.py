@@ -248,3 +248,35 @@ def test_db_upgrade_enables_pgvector_once_the_extension_is_there(pg_url, monkeyp
     db.close()
     with Gallery(pg_url, verifier=numpy_verifier()) as g:
         assert g.search_backend.backend == "pgvector" and g.identify(img(1, 3))[0].person == "ann"
+
+
+def test_pgvector_thresholds_are_gallery_adapted_like_the_in_memory_ones(pg_url):
+    """The pgvector backend fits the gallery from a sample read in the database: on a crowded population
+    it tightens the threshold exactly as the in-memory gallery does, keeps the sample while nothing is
+    written, and reads it again after a write."""
+    from facever import open_set as osm
+
+    cx, cy = osm.synthetic_embeddings(800, (3, 5), seed=7)
+    calibration = osm.impostor_distribution(cx, cy, description="synthetic calibration people")
+    x, y = osm.synthetic_embeddings(60, (3, 3), seed=11, group_weight=0.66)   # nearer each other
+    verifiers = [numpy_verifier(), numpy_verifier()]
+    for v in verifiers:
+        v.bundle.metadata.open_set = calibration
+    with Gallery(pg_url, verifier=verifiers[0], index="pgvector") as pg, \
+            Gallery(pg_url, verifier=verifiers[1], index="exact") as exact:
+        store(pg.db, y, x.astype(np.float32))
+        assert pg.search_backend.backend == "pgvector"
+        got, want = pg.threshold_for(), exact.threshold_for()
+        assert got.calibration == want.calibration == "gallery-adapted"
+        assert got.adaptation["shift"] < 0 and got.adaptation["people"] == 60
+        assert got.threshold == pytest.approx(want.threshold, abs=1e-5)
+        assert got.adaptation["shift"] == pytest.approx(want.adaptation["shift"], abs=1e-5)
+        [res] = pg.search(x[:1], top_k=1)
+        assert res.calibration == "gallery-adapted" and res.threshold == pytest.approx(want.threshold, abs=1e-5)
+        sample = pg.search_backend.fit_sample("np-1", 128)
+        pg.search(x[1:2], top_k=1)
+        assert pg.search_backend.fit_sample("np-1", 128) is sample        # unchanged gallery: kept
+        store(pg.db, np.array([1000, 1000, 1000]), x[:3] * -1.0)           # another person enrolled
+        pg.search(x[1:2], top_k=1)
+        fresh = pg.search_backend.fit_sample("np-1", 128)
+        assert fresh is not sample and len(fresh.starts) == 61

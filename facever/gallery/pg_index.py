@@ -16,7 +16,12 @@ Each search reads one snapshot of the database in which it
    left out can beat it) or the gallery is exhausted, and otherwise asks for 4× more faces.
 
 A single query settled by its first round is one statement (one round trip; the change counter is
-read in it); anything else is one REPEATABLE READ transaction. The only approximation is the HNSW
+read in it); anything else is one REPEATABLE READ transaction.
+
+The gallery-adapted threshold (:mod:`facever.open_set.adaptive`) needs the gallery's between-person
+distances: :meth:`PgVectorBackend.fit_sample` reads a seeded sample of at most ``ADAPT_MAX_PEOPLE``
+people's embeddings (one statement), kept while the gallery is unchanged, or, past that many people,
+while its people count moves by at most 1 %, the same rule as the in-memory gallery's fit. The only approximation is the HNSW
 graph itself (a person whose nearest faces it misses entirely);
 recall against the exact scan is measured in ``benchmarks/pgvector_bench.py``. A write committed by
 any process is seen by the next search of every other process.
@@ -36,6 +41,7 @@ from sqlalchemy.orm import Session
 from facever.errors import DatabaseError
 from facever.gallery.index import GalleryCounts, Hits, IndexStatus, ScoringName, version_mismatch
 from facever.gallery.search import nearest_k, person_distances
+from facever.open_set import ADAPT_MAX_PEOPLE
 from facever.store import repository as repo
 from facever.store import vectors as pgvec
 from facever.store.schema import EmbeddingRow, FaceRow
@@ -66,8 +72,33 @@ _SEARCH = text(
     " JOIN embeddings e ON e.face_id = f.id AND e.model_version = :v"
     " ORDER BY c.person_id, e.face_id")
 _GENERATION = text("SELECT COALESCE((SELECT generation FROM gallery_state WHERE id = 1), 0)")
+#: A seeded sample of at most ``:m`` people with embeddings of model ``:v`` (the order of md5 of the
+#: person id: stable across processes), all their embeddings, by person then face.
+_SAMPLE = text(
+    "WITH sample AS (SELECT f.person_id FROM faces f JOIN embeddings e ON e.face_id = f.id"
+    " AND e.model_version = :v GROUP BY f.person_id ORDER BY md5(f.person_id::text) LIMIT :m)"
+    " SELECT f.person_id, e.vector FROM sample s JOIN faces f ON f.person_id = s.person_id"
+    " JOIN embeddings e ON e.face_id = f.id AND e.model_version = :v ORDER BY f.person_id, e.face_id")
 _COUNTS = text("SELECT (SELECT count(*) FROM faces), count(*), count(DISTINCT f.person_id) "
                "FROM embeddings e JOIN faces f ON f.id = e.face_id WHERE e.model_version = :v")
+
+
+@dataclass(eq=False)
+class GallerySample:
+    """Embeddings of a sample of the gallery's people, for the gallery fit (hashable by identity, so
+    the fit made of it is remembered as long as the sample is kept).
+
+    Attributes:
+        vectors: ``(N, D)`` float32 unit vectors, each person's rows contiguous.
+        starts: ``(P,)`` first row of each person (P ≤ ``ADAPT_MAX_PEOPLE``).
+        generation: the change counter when it was read.
+        n_people: people in the whole gallery then (embedded by the model).
+    """
+
+    vectors: np.ndarray
+    starts: np.ndarray
+    generation: int
+    n_people: int
 
 
 @dataclass
@@ -105,6 +136,7 @@ class PgVectorBackend:
         version = db.vector_support.installed or "0"
         self.iterative = tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (0, 8)
         self._fast: Engine | None = None
+        self._sample: dict[str, GallerySample] = {}  # version → the last sample for the gallery fit
 
     # -- connections ------------------------------------------------------------------------------
     def _fast_engine(self) -> Engine:
@@ -232,6 +264,32 @@ class PgVectorBackend:
                     limit = min(MAX_CANDIDATES, 4 * limit)
                 found.append((result.names, np.asarray(result.distances, np.float32)))
         return Hits([n for n, _ in found], [d for _, d in found], counts)
+
+    def fit_sample(self, model_version: str, dim: int) -> GallerySample:
+        """A seeded sample of at most ``ADAPT_MAX_PEOPLE`` people's embeddings, for the gallery fit.
+
+        Kept while the change counter of the last search stands, and in galleries past
+        ``ADAPT_MAX_PEOPLE`` people while the people count moved by at most 1 % (no round trip then);
+        otherwise read again in one statement.
+        """
+        known = self._counts.get(model_version)
+        if known is None:
+            self.counts(model_version, dim)
+            known = self._counts[model_version]
+        generation, counts = known
+        kept = self._sample.get(model_version)
+        if kept is not None and (kept.generation == generation or (
+                min(kept.n_people, counts.n_people) > ADAPT_MAX_PEOPLE
+                and abs(kept.n_people - counts.n_people) <= 0.01 * counts.n_people)):
+            return kept
+        with self.db.errors(), self._fast_engine().connect() as conn:
+            rows = conn.execute(_SAMPLE, {"v": model_version, "m": ADAPT_MAX_PEOPLE}).all()
+        people = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        vectors = repo.decode_vectors([r[1] for r in rows], dim) if rows else np.zeros((0, dim), np.float32)
+        _, starts = np.unique(people, return_index=True)
+        sample = GallerySample(vectors, starts.astype(np.intp), generation, counts.n_people)
+        self._sample = {model_version: sample}
+        return sample
 
     def person_vectors(self, person_id: int, model_version: str, dim: int) -> np.ndarray:
         """The person's embeddings by the loaded model, read now."""

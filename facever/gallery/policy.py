@@ -143,10 +143,14 @@ def gallery_fit(data: dict[str, Any], gallery: Any) -> osm.GalleryFit | None:
 
 
 def gallery_matrix(backend: Any, model_version: str, dim: int) -> Any:
-    """The in-memory gallery matrix (``vectors``, ``starts``) a search backend holds, for the gallery
-    fit; None for a backend without one (pgvector: thresholds then keep the calibration as is)."""
-    load = getattr(backend, "load", None)
-    return load(model_version, dim) if callable(load) else None
+    """The gallery matrix (``vectors``, ``starts``) for the gallery fit: the in-memory matrix a search
+    backend holds (``load``), or a seeded sample of people read from the database (``fit_sample``,
+    pgvector); None for a backend with neither (thresholds then keep the calibration as is)."""
+    for name in ("load", "fit_sample"):
+        read = getattr(backend, name, None)
+        if callable(read):
+            return read(model_version, dim)
+    return None
 
 
 def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: int, *, fpir: float | None = None,
