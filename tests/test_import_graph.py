@@ -21,13 +21,8 @@ TRAINING = "facever.training"
 #: Cycles that remain, each with why. Every other cycle fails the test, and so does an entry here
 #: that no longer exists (remove it then).
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"facever.gallery.index", "facever.gallery.memory_index", "facever.gallery.ann_index",
-               "facever.gallery.pg_index"}):
-        "index.open_backend picks a backend lazily; being reworked with the pgvector store (issue 19, in flight)",
     frozenset({"facever.store.repository", "facever.store.vectors", "facever.store.session"}):
         "pgvector helpers and the repository call each other lazily (issue 19, in flight with the pgvector work)",
-    frozenset({"facever.liveness.check", "facever.liveness.challenge"}):
-        "ChallengeStore.answer calls check_liveness lazily (issue 19: not yet split)",
 }
 
 

@@ -22,7 +22,8 @@ inside the database with no copy in the process (``index="pgvector"``, or ``"aut
 Where things are:
 
 * :mod:`facever.gallery.core`: :class:`Gallery`, which wires the parts below (identify, verify_person, reindex).
-* :mod:`facever.gallery.index`: the :class:`SearchBackend` protocol, :class:`IndexStatus`, :func:`open_backend`.
+* :mod:`facever.gallery.index`: the :class:`SearchBackend` protocol, :class:`IndexStatus`;
+  :mod:`facever.gallery.backends`: :func:`open_backend`.
 * :mod:`facever.gallery.memory_index`: the exact matrix backend, with faiss (:mod:`facever.gallery.ann_index`).
 * :mod:`facever.gallery.pg_index`: the pgvector backend (HNSW in PostgreSQL, candidates re-scored exactly).
 * :mod:`facever.gallery.enrolment`: :class:`Enrolment` (detect, check, deduplicate, write).
@@ -38,8 +39,8 @@ Where things are:
 from facever.errors import NoGalleryError, PersonExistsError
 from facever.gallery.core import Gallery
 from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Enrolment, Progress
-from facever.gallery.index import (GalleryCounts, Hits, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend,
-                                   open_backend)
+from facever.gallery.backends import open_backend
+from facever.gallery.index import GalleryCounts, Hits, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend
 from facever.gallery.records import check_name, decode_png, encode_png
 from facever.gallery.folders import IMAGE_SUFFIXES, image_files, person_folders
 from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold

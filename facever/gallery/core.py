@@ -1,7 +1,7 @@
 """The gallery: enrolled people in a database, with 1:K search, wired from parts with one job each.
 
 * the search backend (:class:`~facever.gallery.index.SearchBackend`): the exact in-memory matrix,
-  faiss HNSW beside it, or pgvector inside PostgreSQL (:func:`~facever.gallery.index.open_backend`);
+  faiss HNSW beside it, or pgvector inside PostgreSQL (:func:`~facever.gallery.backends.open_backend`);
 * enrolment (:class:`~facever.gallery.enrolment.Enrolment`);
 * the threshold policy (:class:`~facever.gallery.thresholds.ThresholdPolicy`);
 * people management (:class:`~facever.gallery.management.Management`).
@@ -29,8 +29,8 @@ import numpy as np
 
 from facever.errors import PersonNotFoundError
 from facever.gallery.enrolment import MIN_FACE_SIZE, MIN_SHARPNESS, Enrolment, PreparedEnrolment, Progress
-from facever.gallery.index import (INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend,
-                                   model_of, open_backend)
+from facever.gallery.backends import open_backend
+from facever.gallery.index import INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend, model_of
 from facever.gallery.management import Management
 from facever.gallery.policy import ThresholdChoice, gallery_matrix
 from facever.gallery.records import _metadata_json, decode_png

@@ -14,14 +14,14 @@ Every backend scores people the same way (:func:`facever.gallery.search.person_d
 of a candidate's faces), so distances and the order of people agree with the exact scan; the
 approximate ones can only miss a person whose faces the graph did not propose. Each search reports
 the gallery size it saw (:class:`Hits`), read in the same snapshot, for the gallery-size-aware
-threshold. :func:`open_backend` picks the backend for an index mode.
+threshold. :func:`facever.gallery.backends.open_backend` picks the backend for an index mode.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -170,42 +170,6 @@ def warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         _log.warning(message)
-
-
-def open_backend(db: "Database", mode: str, dim: int, *, index_path: Callable[[], Any],
-                 on_load: Callable[[int], None]) -> SearchBackend:
-    """The backend for index ``mode`` on ``db`` for ``dim``-d embeddings.
-
-    ``pgvector`` / ``auto`` search in PostgreSQL when the database has the pgvector column (and the
-    model's embeddings are 128-d); on a PostgreSQL database without it they fall back to the
-    in-memory search (``auto`` rules: exact, then faiss past its threshold), say so once in the log
-    and in :attr:`IndexStatus.note`. ``index_path`` gives the faiss file; ``on_load(generation)`` is
-    called when an in-memory matrix is loaded (the change counter it is as new as).
-
-    Raises:
-        IndexUnavailableError: ``pgvector`` on a database that is not PostgreSQL.
-    """
-    from facever.gallery.memory_index import MemoryBackend
-    from facever.store.vectors import VECTOR_DIM
-
-    if mode not in INDEX_MODES:
-        raise ValueError(f"unknown index {mode!r}; use 'exact', 'ann', 'pgvector' or 'auto'")
-    if mode == "pgvector" and db.backend != "postgresql":
-        raise IndexUnavailableError(f"pgvector search needs a PostgreSQL database, not {db.backend} "
-                                    "(--db postgresql://...); use --index auto, exact or ann here")
-    fallback = None
-    if mode in ("pgvector", "auto") and db.backend == "postgresql":
-        support = db.vector_support
-        if support.usable and dim == VECTOR_DIM:
-            from facever.gallery.pg_index import PgVectorBackend
-
-            return PgVectorBackend(db, mode)
-        fallback = (support.note if not support.usable else
-                    f"the loaded model's embeddings are {dim}-d and the pgvector column {VECTOR_DIM}-d: "
-                    "search runs in memory")
-        warn_once(db.label, f"{db.label}: {fallback}")
-    return MemoryBackend(db, "auto" if mode == "pgvector" else mode, index_path=index_path, on_load=on_load,
-                         asked=mode, fallback_note=fallback)
 
 
 def model_of(verifier: Any) -> tuple[str, int]:

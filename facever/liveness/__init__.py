@@ -13,7 +13,8 @@ What it does not stop: a video replay that happens to answer the challenge, a se
 the person turning, masks, deepfakes, frames injected into the camera feed (see the README).
 """
 
-from facever.liveness.challenge import DIRECTIONS, Challenge, ChallengeError, ChallengeStore, new_challenge, random_steps
+from facever.liveness.challenge import DIRECTIONS, Challenge, ChallengeError, new_challenge, random_steps
+from facever.liveness.challenge_store import ChallengeStore
 from facever.liveness.check import FrameObservation, LivenessResult, check_liveness, decide, detect_turns, observe_frames
 from facever.liveness.thresholds import LivenessThresholds
 from facever.liveness.video import read_video_frames

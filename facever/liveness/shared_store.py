@@ -1,7 +1,7 @@
 """Liveness challenges kept in the gallery database, so every worker and machine shares them.
 
 :class:`DatabaseChallengeStore` has the interface of the in-memory
-:class:`~facever.liveness.challenge.ChallengeStore` (``issue``, ``consume``, ``record``, ``redeem``,
+:class:`~facever.liveness.challenge_store.ChallengeStore` (``issue``, ``consume``, ``record``, ``redeem``,
 ``answer``), with each state change one conditional UPDATE: a challenge issued by one worker can be
 answered through another, and is answered once and redeemed once whichever process asks first.
 """
@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, select, update
 
 from facever.liveness.challenge import Challenge, ChallengeError, new_challenge
+from facever.liveness.check import check_liveness
 from facever.store.schema import LivenessChallengeRow
 from facever.store.session import Database
 
@@ -104,8 +105,6 @@ class DatabaseChallengeStore:
     def answer(self, challenge_id: str, frames: Any, verifier: Any, **kwargs: Any) -> Any:
         """Consume a challenge, check ``frames`` (:func:`facever.liveness.check_liveness`), record and
         return the result."""
-        from facever.liveness.check import check_liveness
-
         challenge = self.consume(challenge_id)
         result = check_liveness(frames, challenge, verifier, now=self._clock(), **kwargs)
         self.record(challenge_id, result)
