@@ -20,10 +20,7 @@ TRAINING = "facever.training"
 
 #: Cycles that remain, each with why. Every other cycle fails the test, and so does an entry here
 #: that no longer exists (remove it then).
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"facever.store.repository", "facever.store.vectors", "facever.store.session"}):
-        "pgvector helpers and the repository call each other lazily (issue 19, in flight with the pgvector work)",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from facever.errors import PersonNotFoundError
 from facever.store.audit_repo import (add_audit, audit_events, bump_generation, forget_person,  # noqa: F401
                                       generation, record_write, removed_person_label)
+from facever.store.codec import decode_vectors, encode_vector  # noqa: F401 - part of the repository API
 from facever.store.schema import EmbeddingRow, FaceRow, ModelRow, PersonRow, utcnow
 
 if TYPE_CHECKING:
@@ -28,21 +29,6 @@ if TYPE_CHECKING:
 
 
 # -- vectors ------------------------------------------------------------------------------------
-def encode_vector(vector: np.ndarray) -> bytes:
-    """A ``(D,)`` vector as ``D`` little-endian float32 values (``4 D`` bytes)."""
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    """Stored vector blobs → an ``(N, dim)`` float32 array (native byte order)."""
-    if not blobs:
-        return np.zeros((0, dim), np.float32)
-    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
-    if flat.size != len(blobs) * dim:
-        raise ValueError(f"stored vectors do not all have {dim} values")
-    return flat.astype(np.float32).reshape(len(blobs), dim)
-
-
 # -- people -------------------------------------------------------------------------------------
 def get_person(session: Session, name: str) -> PersonRow | None:
     """The person called exactly ``name``, or None."""

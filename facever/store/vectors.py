@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
+from facever.store.codec import encode_vector
+
 #: Dimension of the ``vector`` column (the default model's embedding size); embeddings of any other
 #: size leave it NULL and are searched in memory.
 VECTOR_DIM = 128
@@ -72,8 +74,6 @@ _table = Table("embeddings", MetaData(), Column("id", Integer, primary_key=True)
 def insert_embeddings(session: Session, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
     """Insert ``(face id, model version, (D,) float32 vector)`` rows, filling the bytes column and,
     for 128-d vectors, the ``vector`` column in the same statement (one round trip per batch)."""
-    from facever.store.repository import encode_vector
-
     if not rows:
         return
     values = [{"face_id": int(f), "model_version": v, "dim": int(np.size(x)), "vector": encode_vector(x),
