@@ -17,6 +17,10 @@ import numpy as np
 from facever.errors import ModelError
 
 OPSET = 17
+#: Written into every exported graph. The model version hashes the whole file, so this string is part
+#: of every shipped model's identity: it keeps the name of the module that first wrote it (0.3.0's
+#: ``facever.encoder.export``) so that a rebuild gives the same version. Never change it.
+PRODUCER_NAME = "facever.encoder.export"
 #: Largest |Keras − onnxruntime| accepted on unit embeddings when exporting.
 EXPORT_TOLERANCE = 1e-5
 
@@ -43,7 +47,7 @@ def to_onnx_bytes(model, half: bool = False) -> bytes:
     _canonical_names(proto)
     if half:
         _store_half(proto)
-    proto.producer_name = "facever.training.export"
+    proto.producer_name = PRODUCER_NAME
     proto.producer_version = ""
     return proto.SerializeToString()
 
