@@ -1,5 +1,5 @@
 """Held-out people of the second domain: the test people of pins and bollywood
-(``scripts/splits/pins_test.txt``, ``scripts/splits/bollywood_test.txt``; images under
+(``facever/training/splits/pins_test.txt``, ``facever/training/splits/bollywood_test.txt``; images under
 ``../shared/data/pins`` and ``../shared/data/bollywood``, one folder per person), never used to train
 or calibrate facever's model, none of them in LFW.
 
@@ -26,7 +26,7 @@ from bench_accuracy import score_all_pairs
 from bench_common import PEER_TOLERANCE, REPO, log, portable
 from bench_embed import embed_facever_images, embed_peer
 
-SPLITS = REPO / "scripts" / "splits"
+SPLITS = REPO / "facever" / "training" / "splits"
 DOMAINS = ("pins", "bollywood")
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
 

@@ -14,7 +14,7 @@ Sections, one module each (each can be skipped):
 * ``bench_accuracy``: LFW P1 (View 1, 10-fold τ), P2 (DevTest all pairs), P3 (DevTest open-set
   identification, 1 and 3 images enrolled) and the share of images with a face found, same images
   for both systems; failed images score distance 2.0 for the system that failed.
-* ``bench_heldout``: the held-out pins and bollywood test people (``scripts/splits/*_test.txt``):
+* ``bench_heldout``: the held-out pins and bollywood test people (``facever/training/splits/*_test.txt``):
   pair accuracy, TAR at FAR 1e-2/1e-3, AUC, EER, failed images; each system's own user pipeline.
 * ``bench_speed``: one face, one image at a time, stage by stage, repeats alternating.
 * ``bench_cli``: cold command-line processes: ``facever verify A B`` against ``face_recognition``,
@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cache = None if args.no_cache else (args.cache or config.cache_dir() / "benchmarks")
     log(f"loading facever model {config.model_path(args.model)}")
-    verifier = FaceVerifier(model=args.model, threshold=2.0)  # 2.0 lets an uncalibrated bundle load; τ read below
+    verifier = FaceVerifier(model=args.model, calibrated=False)  # τ read below
     meta = verifier.bundle.metadata
     default_tau = float(meta.threshold.value) if meta.threshold is not None else None
     image_root = lfw.image_root(args.lfw)

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2
 import numpy as np
 
-from facever.alignment import align_face
+from facever.alignment import CANONICAL_SIZE, CANONICAL_TEMPLATE, align_face
 from facever.mtcnn_onnx import MTCNNDetector  # MTCNN on onnxruntime
 from facever.training.datasets import lfw_annotations
 
@@ -73,7 +73,7 @@ def timing(det: MTCNNDetector, lfw: Path, repeats: int) -> dict:
     def one(img):
         faces = det.detect(img)
         if faces:
-            align_face(img, faces[0].landmarks)
+            align_face(img, faces[0].landmarks, CANONICAL_SIZE, CANONICAL_TEMPLATE)
 
     res = {}
     for label, img in (("250x250", small), ("1000x750", big)):

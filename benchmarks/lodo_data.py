@@ -11,7 +11,7 @@ People per domain (``--data``: the folder holding ``lfw/``, ``pins/``, ...):
 * ``lfw``: every LFW DevTest image (P3's people) and the 300 LFW DevTrain people that the shipped
   calibration used (at most ``caps["lfw"]`` images each); LFW's face rule (the face nearest the
   centre).
-* ``pins``, ``bollywood``: the validation and test people of ``scripts/splits`` (never trained on).
+* ``pins``, ``bollywood``: the validation and test people of ``facever/training/splits`` (never trained on).
 * ``glint16``, ``orl``, ``yale``: every person (8 of glint's 16 people are in facever's
   fine-tuning data under LFW or pins names: flagged ``trained``).
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SPLITS = ROOT / "scripts" / "splits"
+SPLITS = ROOT / "facever" / "training" / "splits"
 DOMAINS = ("lfw", "pins", "bollywood", "glint16", "orl", "yale")
 #: Images per person embedded (random, seed 0); None: all. LFW DevTest is always complete (P3).
 CAPS = {"lfw": 10, "pins": 40, "bollywood": 80, "glint16": 40, "orl": None, "yale": None}

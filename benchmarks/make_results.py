@@ -190,10 +190,11 @@ def method_lines(results: dict[str, Any]) -> list[str]:
 
 
 #: Sections rendered by their own benchmarks (``results/NAME.md``), appended in this order when present.
-SECTION_FILES = ("serve", "liveness", "pgvector", "speed")
+SECTION_FILES = ("serve", "liveness", "pgvector", "speed", "int8")
 #: Heading for a section file that starts with a sub-heading only.
 SECTION_TITLES = {"serve": "## Service: facever serve (issue 17)", "liveness": "## Liveness (issue 21)",
-                  "pgvector": "## Search inside PostgreSQL: pgvector (issue 18)", "speed": "## Speed (issue 20)"}
+                  "pgvector": "## Search inside PostgreSQL: pgvector (issue 18)", "speed": "## Speed (issue 20)",
+                  "int8": "## The int8 model against the float one (issue 20)"}
 
 
 def section_lines(md_dir: Path) -> list[str]:

@@ -247,6 +247,7 @@ def main() -> None:
     from facever.api import FaceVerifier
     from facever.gallery import Gallery
     from facever.gallery.ann_index import AnnIndex
+    from facever.gallery.policy import identification_threshold
     from facever.gallery.search import SearchIndex, rerank
 
     verifier = FaceVerifier()  # the shipped model: its version and open-set threshold policy
@@ -255,7 +256,8 @@ def main() -> None:
     data = make_gallery(args.faces, args.per_person, args.probes, real)
     vectors, persons, probes = data["vectors"], data["persons"], data["probes"]
     n = len(vectors)
-    threshold = float(getattr(metadata.identify_threshold, "value", metadata.threshold.value))
+    # the threshold identify uses for a gallery of this size (open-set policy; τ without open-set data)
+    threshold = identification_threshold(metadata, metadata.threshold.value, n, int(persons.max()) + 1).threshold
     print(f"{n:,} faces, {int(persons.max()) + 1:,} people, {len(probes):,} probes ({data['probe_source']})",
           flush=True)
 

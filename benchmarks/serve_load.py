@@ -352,7 +352,7 @@ class LibraryOps:
         self.verifier.verify(self.images["a"], self.images["b"])
 
     def _identify(self, g, _job: str) -> None:
-        aligned = self.verifier.embedder.find_faces(self.images["a"], policy="all")
+        aligned = self.verifier.embedder.find_faces(self.images["a"], faces="all")
         emb = self.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
         with self.lock:
             g.search(emb, top_k=5)

@@ -16,6 +16,8 @@ are facever / peer of one repeat, then their median):
   first on ``PYTHONPATH``; ``facever``, ``facever_cli``, ``facever_models`` must be importable from it).
 * ``one_face``: ``bench_speed.speed_section``: per-stage time of one image at a time, both systems.
 * ``enroll``: ``enroll_bench.enroll_section``: Gallery.enroll photos/s on LFW people.
+* ``one_face_fast``, ``enroll_fast``, ``batch_fast``: the same three with the int8 bundle
+  (``--fast-model``, default the shipped ``fast``; '' to leave it out), the peer timed again alongside.
 * ``batch``: ``FaceVerifier.embed_many`` over ``--batch-images`` LFW photos with one worker and one per
   core (model loaded), and the ``facever embed`` command on the same photos (a cold process that also
   writes the NPZ); the peer has no CPU batch API: its rate is one image at a time (``one_face``).
@@ -152,6 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--fast-model", default="fast", help="the int8 bundle timed beside the float one ('' for none)")
     ap.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
     ap.add_argument("--baseline-pythonpath", type=Path, default=None, help="an older facever's packages (see above)")
     ap.add_argument("--baseline-label", default="facever before issue 20")
@@ -173,9 +176,12 @@ def main() -> None:
 
     image_root, files = _lfw_files(args.lfw, max(args.batch_images, args.speed_images))
     verifier = FaceVerifier(model=args.model)
+    fast = FaceVerifier(model=args.fast_model) if args.fast_model else None
+    fast_args = argparse.Namespace(**{**vars(args), "model": args.fast_model})
     results: dict[str, Any] = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_start": load_average(),
                                         "environment": environment(), "peer": peer_versions(args.peer_python),
                                         "model_version": verifier.model_version, "repeats": args.repeats,
+                                        "fast_model_version": fast.model_version if fast else None,
                                         "baseline": args.baseline_label if args.baseline_pythonpath else None},
                                "durations_s": {}}
 
@@ -195,13 +201,19 @@ def main() -> None:
     if "one_face" not in skip:
         from bench_speed import speed_section
 
-        timed("one_face", speed_section, args, verifier, files[::max(1, len(files) // args.speed_images)][:args.speed_images],
-              image_root)
+        speed_files = files[::max(1, len(files) // args.speed_images)][:args.speed_images]
+        timed("one_face", speed_section, args, verifier, speed_files, image_root)
+        if fast is not None:
+            timed("one_face_fast", speed_section, args, fast, speed_files, image_root)
     if "enroll" not in skip:
         from enroll_bench import enroll_section
 
         timed("enroll", enroll_section, args)
+        if fast is not None:
+            timed("enroll_fast", enroll_section, fast_args)
     timed("batch", batch_section, args, verifier, files[:args.batch_images])
+    if fast is not None:
+        timed("batch_fast", batch_section, fast_args, fast, files[:args.batch_images])
     results["meta"]["load_average_end"] = load_average()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(relative_paths(json.dumps(finite_json(results), indent=1), args) + "\n")

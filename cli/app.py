@@ -30,6 +30,7 @@ COMMANDS: dict[str, LazyCommand] = {name: LazyCommand(*spec) for name, spec in {
     "people": ("people", "app", "Manage enrolled people: list, show, rename, remove."),
     "db": ("db", "app", "Gallery database maintenance: upgrade, check, backup."),
     "keys": ("keys", "app", "API keys of the HTTP service (facever serve): create, list, revoke."),
+    "model": ("model", "app", "Build the default model from dlib's CC0 weights and public data."),
 }.items()}
 
 app = typer.Typer(

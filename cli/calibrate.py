@@ -82,8 +82,7 @@ def calibrate(
         from facever.api import FaceVerifier
         from facever.training.evaluation import embed_lfw_images
 
-        # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
-        verifier = FaceVerifier(model=model, threshold=2.0)
+        verifier = FaceVerifier(model=model, calibrated=False)  # embeddings do not depend on τ
         bundle = verifier.bundle
         paths = sorted({p for pair in pair_list for p in (pair.path1, pair.path2)})
         with progress_bar(enabled=not as_json) as bar:

@@ -37,7 +37,7 @@ def calibrate_open_set(data: Optional[Path], out_dir: Optional[Path], model: Opt
         from facever.api import FaceVerifier
         from facever.training.evaluation import embed_lfw_images
 
-        verifier = FaceVerifier(model=model, threshold=2.0)  # embeddings do not depend on τ
+        verifier = FaceVerifier(model=model, calibrated=False)  # embeddings do not depend on τ
         with progress_bar(enabled=not as_json) as bar:
             task = bar.add_task("embedding photos", total=len(paths))
             embedded = embed_lfw_images(verifier, data, paths, batch_size=batch_size,

@@ -17,7 +17,7 @@ SAVE_EVERY_S = 60.0
 def embed(
     folder: Path = typer.Argument(..., file_okay=False, help="Folder of photos (sub-folders included)."),
     out_path: Path = typer.Option(..., "--out", "-o", dir_okay=False,
-                                  help="Output file: .npz, or .parquet when pyarrow is installed."),
+                                  help="Output file: .npz, or .parquet (needs pyarrow: pip install \"facever[parquet]\")."),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo (default: every face)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Photos processed at once (default: one per core)."),
     chunk: int = typer.Option(16, "--batch-size", min=1, help="Photos per detection and encoder batch."),

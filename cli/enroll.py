@@ -30,7 +30,9 @@ def enroll(
     person) or rejected (unreadable, no face, face too small or blurry). Accepted faces of a person
     are written in one transaction. A new person whose face is nearer to someone already
     enrolled than a stranger's face comes with probability 1e-6 is refused as a possible duplicate
-    (the message names who; --allow-duplicate overrides). This command creates the gallery database
+    (the message names who; --allow-duplicate overrides). A face within the identification threshold
+    of someone else is enrolled with a yellow warning naming them and the distance (--json:
+    "look_alikes"). This command creates the gallery database
     if there is none. Exit code: 0 all enrolled or skipped, 3 some photo or person rejected (the rest
     enrolled), 2 error (nothing enrolled).
 
@@ -95,5 +97,10 @@ def _print_report(report) -> None:
     for o in report.outcomes:
         detail = o.reason.removeprefix(f"{o.source}: ")
         if o.status == "enrolled" and o.quality:
-            detail = f"face {o.quality['face_size']:.0f} px, sharpness {o.quality['sharpness']:.0f}"
+            detail = f"face {o.quality.face_size:.0f} px, sharpness {o.quality.sharpness:.0f}"
         out.print(f"  [{_STYLE[o.status]}]{o.status:<8}[/] {escape(o.source)}  {escape(detail)}")
+    for a in report.look_alikes:
+        out.print(f"  [yellow]warning: {escape(a.source)} looks like enrolled person {escape(repr(a.name))}: "
+                  f"distance {a.distance:.3f} <= identification threshold {a.threshold:.3f}; identify may name "
+                  f"{escape(repr(a.name))} for {escape(repr(report.person))}. If they are one person, enroll "
+                  f"the photos under one name[/]")

@@ -79,8 +79,7 @@ def _evaluate_lfw(root: Path, protocols: list[str], model: Optional[Path], out_d
     from facever.training.evaluation import evaluate_all, evaluate_detection, merge_lfw_embeddings
     from facever.training.lfw import LANDMARKS_FILE
 
-    # threshold=2.0 only lets an uncalibrated model load; embeddings do not depend on it
-    verifier = FaceVerifier(model=model, threshold=2.0)
+    verifier = FaceVerifier(model=model, calibrated=False)  # embeddings do not depend on τ
     meta = verifier.bundle.metadata
     tau = float(meta.threshold.value) if meta.threshold is not None else None
     people = (meta.training or {}).get("data", {}).get("people")
@@ -211,7 +210,7 @@ def _evaluate_folders(data: Path, people_file: Optional[Path], model: Optional[P
             fail(f"{data}: no person folders with images" + (" among --people" if wanted else ""), as_json=as_json)
         paths = [str(f.relative_to(data)) for _, files in folders for f in files]
         labels = np.array([i for i, (_, files) in enumerate(folders) for _ in files])
-        verifier = FaceVerifier(model=model, threshold=2.0)
+        verifier = FaceVerifier(model=model, calibrated=False)
         with progress_bar(enabled=not as_json) as bar:
             task = bar.add_task("embedding photos", total=len(paths))
             emb = _embed_lfw_images(verifier, data, paths, batch_size=batch_size,

@@ -11,7 +11,8 @@ from .common import JSON_OPTION, handle_errors, out, print_json
 
 
 def export(
-    bundle: Path = typer.Argument(..., help="Bundle directory with model.keras or weights.npz."),
+    bundle: Path = typer.Argument(..., help="Bundle directory with model.keras, weights.npz, or a compact "
+                                            "encoder.onnx to rebuild from."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a copy there (default: update BUNDLE in place)."),
     half: bool = typer.Option(False, "--half", help="Store weights as float16 (half the size)."),
     as_json: bool = JSON_OPTION,

@@ -161,7 +161,7 @@ def _write_annotation(photo: Path, faces, dest: Path) -> Path:
     for f in faces:
         who = f.person if f.person is not None else "unknown"
         labels.append(who if f.distance is None else f"{who} {f.distance:.3f}")
-    boxes = [f.face["box"] for f in faces]
+    boxes = [list(f.face.box) for f in faces]
     return write_image(dest, annotate(load_image(photo), boxes, labels, [f.known for f in faces]))
 
 

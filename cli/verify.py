@@ -19,7 +19,9 @@ def verify(
     person: Optional[str] = typer.Option(None, "--person", "-p", help="Compare IMAGE1 with this enrolled person instead."),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", min=0.0, max=2.0,
                                               help="Override the calibrated distance threshold τ (0..2)."),
-    strict: bool = typer.Option(False, "--strict", help="Fail when an image holds more than one face (default: use the largest)."),
+    one_face: bool = typer.Option(False, "--one-face", help="Fail when an image holds more than one face (default: use "
+                                  "the largest)."),
+    strict: bool = typer.Option(False, "--strict", hidden=True, help="0.3's name of --one-face."),
     live: bool = typer.Option(False, "--live", help="IMAGE1 is a video of the person turning their head to one side and "
                               "the other: refuse it unless the turn shows 3D parallax (not a photo), then verify its "
                               "most frontal frame."),
@@ -46,7 +48,7 @@ def verify(
         from facever.api import FaceVerifier
 
         def load_verifier() -> FaceVerifier:
-            return FaceVerifier(model=model, face_policy="strict" if strict else "largest", threshold=threshold)
+            return FaceVerifier(model=model, faces="one" if one_face or strict else "largest", threshold=threshold)
 
         liveness, probe = None, image1
         if live:

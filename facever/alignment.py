@@ -9,6 +9,9 @@ Two templates (where MTCNN's five points should land in the crop):
 
 For other crop sizes a template is scaled. Points are ``(x, y)`` pixels, ordered left eye, right eye,
 nose, left mouth corner, right mouth corner (left = image left).
+
+The template is always named by the caller (a model bundle's ``metadata.alignment``, a gallery
+face's stored ``crop_template``): it is never guessed from a crop's pixel size.
 """
 
 from __future__ import annotations
@@ -34,28 +37,31 @@ TEMPLATE_DLIB_150 = np.array(
 #: Template name → (base size in pixels, ``(5, 2)`` points at that size).
 TEMPLATES: dict[str, tuple[int, np.ndarray]] = {"arcface": (112, TEMPLATE_112), "dlib": (150, TEMPLATE_DLIB_150)}
 
-#: The template and size of crops facever stores (the default model's own input).
+#: The default model's geometry (template and crop side in pixels): the training side's default.
+#: The gallery stores each crop in the geometry of the model that enrolled it and records both per
+#: face (``faces.crop_template``, ``faces.crop_size``).
 CANONICAL_TEMPLATE = "dlib"
 CANONICAL_SIZE = 150
 
 
 def template(size: int = CANONICAL_SIZE, name: str = CANONICAL_TEMPLATE) -> np.ndarray:
-    """Return the ``(5, 2)`` points of template ``name`` for a ``size``×``size`` crop."""
+    """Return the ``(5, 2)`` points of template ``name`` for a ``size``×``size`` crop.
+
+    Raises ValueError for a template name not in :data:`TEMPLATES`.
+    """
     if name not in TEMPLATES:
         raise ValueError(f"unknown alignment template {name!r}; choose from {sorted(TEMPLATES)}")
     base, points = TEMPLATES[name]
     return points * (size / float(base))
 
 
-def crop_template(crop_size: int) -> str:
-    """Template of a stored crop from its size: 150 px crops are ``"dlib"``, older 112 px ``"arcface"``."""
-    return "dlib" if crop_size == 150 else "arcface"
-
-
 def convert_crop(crop: np.ndarray, src: str, size: int, dst: str) -> np.ndarray:
     """Re-warp an aligned ``(s, s, 3)`` crop made with template ``src`` to template ``dst`` at ``size``.
 
-    Used to re-embed stored crops with a model of another geometry; the identity when nothing changes.
+    Both templates are named by the caller; the identity when nothing changes. Areas the source crop
+    does not cover replicate its edge, so the result is not what aligning the source image would give:
+    the evaluation's crop cache uses it, while the gallery never re-warps a stored crop to another
+    template (it refuses, see :meth:`facever.embedding.FaceEmbedder.embed_crops`).
     """
     s = crop.shape[0]
     if src == dst and s == size:
@@ -124,21 +130,21 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CANONICAL_SIZE,
-               template_name: str | None = None) -> np.ndarray:
-    """Warp ``image`` so the five ``landmarks`` land on a template of a ``size``×``size`` crop.
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, template_name: str) -> np.ndarray:
+    """Warp ``image`` so the five ``landmarks`` land on template ``template_name`` of a ``size``×``size`` crop.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         landmarks: ``(5, 2)`` pixels in ``image``.
         size: side of the square output crop in pixels.
-        template_name: ``"dlib"`` or ``"arcface"``; default: ``"dlib"`` at 150 px, else ``"arcface"``
-            (the convention :func:`crop_template` reads back).
+        template_name: a key of :data:`TEMPLATES` (``"dlib"``, ``"arcface"``), e.g. the model's
+            ``metadata.alignment``.
     Returns:
         ``(size, size, 3)`` uint8 RGB crop; areas outside the image are filled by edge replication.
+    Raises:
+        ValueError: an unknown template name.
     """
-    name = template_name or crop_template(size)
-    m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size, name))
+    m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size, template_name))
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -156,6 +162,11 @@ class CropQuality:
     face_size: float
     sharpness: float
     frontality: float
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CropQuality":
+        """The inverse of :meth:`to_dict`."""
+        return cls(float(data["face_size"]), float(data["sharpness"]), float(data["frontality"]))
 
     def to_dict(self) -> dict:
         return {"face_size": round(self.face_size, 2), "sharpness": round(self.sharpness, 2),

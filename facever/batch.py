@@ -157,7 +157,7 @@ def _embed_chunk(embedder: "FaceEmbedder", images: Sequence[Any], faces: FaceCho
     chosen: dict[int, list["Face"]] = {}
     for i, boxes in zip(order, found):
         boxes = boxes or detect_padded(embedder.detector, decoded[i])  # the single-image path's retry
-        chosen[i] = select_faces(boxes, policy="all" if faces == "all" else "largest") if boxes else []
+        chosen[i] = select_faces(boxes, "all" if faces == "all" else "largest") if boxes else []
     aligned = {i: align_faces(decoded[i], chosen[i], embedder.input_size, embedder.template_name) for i in chosen}
     crops = [a.crop for i in order for a in aligned[i]]
     vectors = embedder.embed_crops(np.stack(crops)) if crops else np.zeros((0, 0), np.float32)

@@ -30,7 +30,10 @@ from facever.errors import ModelError, NoModelError
 MODEL_FILE = "model.keras"
 ENCODER_FILE = "encoder.onnx"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 3  # 3: view_zooms (test-time views) — older facever must refuse such bundles
+#: Bundle format. 2: ``alignment`` recorded; 3: ``view_zooms`` (test-time views); 4: no fixed
+#: ``identify_threshold`` (identification uses the open-set data, else τ). An older facever refuses a
+#: newer format; this one reads every older format (see :meth:`BundleMetadata.from_json`).
+FORMAT_VERSION = 4
 
 
 @dataclass
@@ -57,17 +60,22 @@ class Threshold:
 
 @dataclass
 class BundleMetadata:
-    """Everything about a model except its weights (stored as ``metadata.json``)."""
+    """Everything about a model except its weights (stored as ``metadata.json``).
+
+    ``alignment`` (required, keyword-only) names the crop template of the model's input
+    (:data:`facever.alignment.TEMPLATES`: ``"dlib"`` for the default model, ``"arcface"`` for the
+    from-scratch encoders); ``input_size`` is the crop side in pixels. Identification thresholds come
+    from ``open_set`` (gallery-size aware), else from ``threshold`` (τ).
+    """
 
     architecture: str
     input_size: int
+    alignment: str = field(kw_only=True)
     embedding_dim: int = 128
     preprocessing: str = "align 5-point to the alignment template (size x size), RGB values 0..255; the model scales them itself"
-    alignment: str = "arcface"
     flip_tta: bool = True
     view_zooms: list[float] = field(default_factory=lambda: [1.0])
     threshold: Threshold | None = None
-    identify_threshold: Threshold | None = None
     verification_head: dict[str, Any] | None = None
     open_set: dict[str, Any] | None = None
     liveness: dict[str, Any] | None = None  # facever.liveness thresholds + the error rates they gave; not in the version
@@ -82,16 +90,35 @@ class BundleMetadata:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "BundleMetadata":
+        """Metadata from its JSON dict, migrated to the current format (written back as such).
+
+        Rules for older formats:
+
+        * no ``alignment`` field: only format-1 bundles lack it; they predate the dlib template, and
+          their crops are the ArcFace layout, so they read as ``"arcface"``. From format 2 on the field
+          is required (a file without it is refused);
+        * ``identify_threshold`` (formats ≤ 3, the fixed identification threshold) is read but
+          ignored: identification uses the open-set data, else τ.
+
+        Raises :class:`ModelError` for a newer format, a format ≥ 2 without ``alignment``, or bad
+        ``view_zooms``.
+        """
         data = dict(data)
-        if data.get("format_version", 1) > FORMAT_VERSION:
+        fmt = data.get("format_version", 1)
+        if fmt > FORMAT_VERSION:
             raise ModelError(f"model bundle format {data['format_version']} is newer than this facever supports")
+        if "alignment" not in data:
+            if fmt >= 2:
+                raise ModelError(f"model metadata (format {fmt}) does not name its alignment template")
+            data["alignment"] = "arcface"
+        data.pop("identify_threshold", None)  # formats ≤ 3: read, and ignored
+        data["format_version"] = FORMAT_VERSION
         zooms = data.get("view_zooms", [1.0])
         if (not isinstance(zooms, list) or not zooms
                 or not all(isinstance(z, (int, float)) and not isinstance(z, bool) and 0.5 <= z <= 2.0 for z in zooms)):
             raise ModelError(f"view_zooms must be a non-empty list of numbers in [0.5, 2], got {zooms!r}")
-        for key in ("threshold", "identify_threshold"):
-            if data.get(key) is not None:
-                data[key] = Threshold(**data[key])
+        if data.get("threshold") is not None:
+            data["threshold"] = Threshold(**data["threshold"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -24,8 +24,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from facever import errors as fe
+from facever.alignment import CropQuality
 from facever.api import VerifyResult
-from facever.gallery.results import Candidate, EnrollReport, IdentifyResult, ImageOutcome, PersonSummary
+from facever.detection import Face
+from facever.gallery.results import Candidate, EnrollReport, IdentifyResult, ImageOutcome, LookAlike, PersonSummary
 
 ImageInput = "str | os.PathLike[str] | bytes | np.ndarray"
 
@@ -85,8 +87,11 @@ class Client:
         body = self._post(f"/v1/people/{_seg(name)}/faces", files=[("images", im, i) for i, im in enumerate(images)],
                           params=params)
         outcomes = [ImageOutcome(o["source"], o["status"], o.get("reason", ""), o.get("sha256", ""),
-                                 o.get("face_id"), o.get("face"), o.get("quality")) for o in body["images"]]
-        return EnrollReport(person=body["person"], outcomes=outcomes, error=body.get("error"))
+                                 o.get("face_id"), _face(o.get("face")), _quality(o.get("quality")))
+                    for o in body["images"]]
+        look_alikes = [LookAlike(a["name"], a["distance"], a["threshold"], a.get("source", ""))
+                       for a in body.get("look_alikes", [])]
+        return EnrollReport(person=body["person"], outcomes=outcomes, error=body.get("error"), look_alikes=look_alikes)
 
     # -- people -----------------------------------------------------------------------------------
     def people(self, query: str | None = None, page_size: int = 500) -> list[PersonSummary]:
@@ -180,15 +185,25 @@ def _error(exc: urllib.error.HTTPError) -> fe.FaceverError:
     return cls(message) if cls is not None else ServiceError(message, exc.code, code, problem)
 
 
+def _face(data: dict[str, Any] | None) -> Face | None:
+    return None if data is None else Face.from_dict(data)
+
+
+def _quality(data: dict[str, Any] | None) -> CropQuality | None:
+    return None if data is None else CropQuality.from_dict(data)
+
+
 def _verify_result(body: dict[str, Any]) -> VerifyResult:
     return VerifyResult(same=body["same"], distance=body["distance"], threshold=body["threshold"], far=body.get("far"),
                         frr=body.get("frr"), probability=body.get("probability"),
-                        model_version=body.get("model_version", ""), faces=body.get("faces", []))
+                        model_version=body.get("model_version", ""),
+                        faces=[Face.from_dict(f) for f in body.get("faces", [])])
 
 
 def _identify_result(f: dict[str, Any]) -> IdentifyResult:
     return IdentifyResult(person=f["person"], distance=f["distance"], threshold=f["threshold"],
                           candidates=[Candidate(c["person"], c["distance"]) for c in f["candidates"]],
-                          face=f.get("face"), quality=f.get("quality"), scoring=f.get("scoring", "nearest"),
+                          face=_face(f.get("face")), quality=_quality(f.get("quality")),
+                          scoring=f.get("scoring", "nearest"),
                           model_version=f.get("model_version", ""), threshold_policy=f.get("threshold_policy", ""),
                           expected_fpir=f.get("expected_fpir"), fpir_target=f.get("fpir_target"))

@@ -4,7 +4,8 @@ Environment variables override the defaults:
 
 * ``FACEVER_HOME``: data directory (default ``$XDG_DATA_HOME/facever`` or ``~/.local/share/facever``).
 * ``FACEVER_DB``: SQLAlchemy URL of the gallery (default ``sqlite:///$FACEVER_HOME/gallery.db``).
-* ``FACEVER_MODEL``: path of a model bundle directory (default: the bundle shipped in the package).
+* ``FACEVER_MODEL``: path of a model bundle directory, or the name of a bundle shipped in the package
+  (:data:`BUNDLED_MODELS`: ``default``, ``fast``); default: the shipped ``default``.
 * ``FACEVER_CACHE``: cache directory for aligned training crops (default ``$FACEVER_HOME/cache``).
 * ``FACEVER_WORKERS``: threads that detect or encode at once (enrolment, reindexing, batches of
   faces; default: the CPUs this process may use, at most 8). ``FACEVER_THREADS`` (onnxruntime's
@@ -17,8 +18,12 @@ import os
 from pathlib import Path
 
 
-def packaged_model_dir() -> Path:
-    """Return the default model bundle directory shipped with the package.
+#: Model bundles shipped in the package, by name: ``default`` (float) and ``fast`` (int8, its own version).
+BUNDLED_MODELS = ("default", "fast")
+
+
+def packaged_model_dir(name: str = "default") -> Path:
+    """Return the directory of the model bundle ``name`` (:data:`BUNDLED_MODELS`) shipped with the package.
 
     Installed, the repository's ``models/`` folder is the package ``facever_models``; in a source
     checkout it is ``models/`` beside ``facever/``.
@@ -27,8 +32,8 @@ def packaged_model_dir() -> Path:
 
     spec = importlib.util.find_spec("facever_models")
     if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0]) / "default"
-    return Path(__file__).resolve().parent.parent / "models" / "default"
+        return Path(list(spec.submodule_search_locations)[0]) / name
+    return Path(__file__).resolve().parent.parent / "models" / name
 
 
 def home_dir() -> Path:
@@ -52,13 +57,17 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Return the model bundle directory: ``explicit``, else ``FACEVER_MODEL``, else the shipped one."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("FACEVER_MODEL")
-    if env:
-        return Path(env).expanduser()
-    return packaged_model_dir()
+    """Return the model bundle directory: ``explicit``, else ``FACEVER_MODEL``, else the shipped ``default``.
+
+    A bare name in :data:`BUNDLED_MODELS` (``"fast"``, ``"default"``) is the shipped bundle of that
+    name (a folder of that name in the working directory: write ``./fast``).
+    """
+    chosen = explicit or os.environ.get("FACEVER_MODEL")
+    if not chosen:
+        return packaged_model_dir()
+    if str(chosen) in BUNDLED_MODELS:
+        return packaged_model_dir(str(chosen))
+    return Path(chosen).expanduser()
 
 
 #: Upper bound of the default :func:`worker_threads` (more threads than this gained nothing measurable

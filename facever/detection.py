@@ -12,14 +12,31 @@ corner, right mouth corner, where "left" is the image left (the subject's right)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 
 from facever.errors import MultipleFacesError, NoFaceError
 
 #: How to pick faces when an image holds several: the largest one, all of them, or fail.
-FacePolicy = Literal["largest", "all", "strict"]
+FacePolicy = Literal["largest", "one", "all"]
+"""Which faces of an image are used (the ``faces`` argument everywhere): ``"largest"`` (the largest
+box), ``"one"`` (exactly one face: several is an error) or ``"all"`` (every face, largest first)."""
+
+#: Face policies of 0.3 still accepted: ``"strict"`` is ``"one"``.
+FACE_POLICY_ALIASES = {"strict": "one"}
+
+
+def face_policy(value: str) -> FacePolicy:
+    """``value`` as a :data:`FacePolicy` (``"strict"``, 0.3's name, is ``"one"``).
+
+    Raises:
+        ValueError: an unknown policy.
+    """
+    value = FACE_POLICY_ALIASES.get(value, value)
+    if value not in ("largest", "one", "all"):
+        raise ValueError(f"unknown face policy {value!r}; use 'largest', 'one' or 'all'")
+    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,12 @@ class Face:
     def area(self) -> float:
         """Box area in square pixels."""
         return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Face":
+        """The inverse of :meth:`to_dict` (e.g. a face in an HTTP answer)."""
+        return cls(box=tuple(float(v) for v in data["box"]),  # type: ignore[arg-type]
+                   landmarks=np.asarray(data["landmarks"], np.float32).reshape(5, 2), score=float(data["score"]))
 
     def to_dict(self) -> dict:
         """JSON-ready view: box, landmarks as nested lists, score."""
@@ -143,28 +166,28 @@ class MTCNNBase:
         return results
 
 
-def select_faces(faces: list[Face], policy: FacePolicy = "largest", source: str = "image") -> list[Face]:
+def select_faces(found: list[Face], faces: FacePolicy = "largest", source: str = "image") -> list[Face]:
     """Apply a face policy to a detector's output.
 
     Args:
-        faces: the faces found in one image.
-        policy: ``"largest"`` keeps the largest box, ``"all"`` keeps every face (largest first),
-            ``"strict"`` requires exactly one face.
+        found: the faces found in one image.
+        faces: the :data:`FacePolicy`: ``"largest"`` keeps the largest box, ``"one"`` requires exactly
+            one face, ``"all"`` keeps every face (largest first).
         source: name of the image, used in error messages.
 
     Raises:
-        NoFaceError: when ``faces`` is empty.
-        MultipleFacesError: under ``"strict"`` when more than one face was found.
+        NoFaceError: when ``found`` is empty.
+        MultipleFacesError: under ``"one"`` when more than one face was found.
+        ValueError: an unknown policy.
     """
-    if not faces:
+    policy = face_policy(faces)
+    if not found:
         raise NoFaceError(f"{source}: no face found")
-    ordered = sorted(faces, key=lambda f: f.area, reverse=True)
+    ordered = sorted(found, key=lambda f: f.area, reverse=True)
     if policy == "all":
         return ordered
-    if policy == "strict" and len(ordered) > 1:
+    if policy == "one" and len(ordered) > 1:
         raise MultipleFacesError(f"{source}: {len(ordered)} faces found, exactly one required")
-    if policy not in ("largest", "strict"):
-        raise ValueError(f"unknown face policy {policy!r}")
     return ordered[:1]
 
 

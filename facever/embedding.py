@@ -2,9 +2,10 @@
 
 Faces are aligned straight to the loaded model's own geometry (``metadata.alignment`` template at
 ``metadata.input_size``; 150 px dlib chips for the default model); that crop is what the gallery
-stores. Crops of another geometry (stored by an earlier model) are re-warped to the current one
-before encoding (:func:`facever.alignment.convert_crop`), so a stored crop can be re-embedded by
-any later model. Encoding runs the bundle's exported graph (onnxruntime): no TensorFlow here.
+stores, with its template name and size. A stored crop is re-embedded by a later model of the same
+template (resized when only the size differs); a crop of another template is refused, never
+re-warped or guessed from its size. Encoding runs the bundle's exported graph (onnxruntime): no
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import cv2
 import numpy as np
 
 from facever import config
-from facever.alignment import CropQuality, align_face, convert_crop, crop_quality, crop_template, crop_views
+from facever.alignment import TEMPLATES, CropQuality, align_face, crop_quality, crop_views
 from facever.bundle import ModelBundle
 from facever.detection import Detector, Face, FacePolicy, select_faces
+from facever.errors import ModelError
 from facever.imaging import load_image
 from facever.mtcnn_onnx import default_detector
 
@@ -48,22 +50,17 @@ class AlignedFace:
     quality: CropQuality
 
 
-def to_model_crops(crops: np.ndarray, size: int, template_name: str) -> np.ndarray:
-    """``(N, s, s, 3)`` uint8 crops (geometry read from ``s``, see :func:`crop_template`) →
-    ``(N, size, size, 3)`` crops of ``template_name``; unchanged when they already are."""
+def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """``(N, s, s, 3)`` uint8 crops of one template → ``(N, size, size, 3)`` (the template scales with
+    the crop: a plain resize, area interpolation as in training); unchanged when ``s == size``."""
     crops = np.asarray(crops)
-    src = crop_template(crops.shape[1])
-    if src == template_name:
-        if crops.shape[1] == size:
-            return crops
-        # same template, another scale: a plain resize (area interpolation, as in training)
-        return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
-    return np.stack([convert_crop(c, src, size, template_name) for c in crops])
+    if crops.shape[1] == size:
+        return crops
+    return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
 
 
-def align_faces(image: np.ndarray, faces: Sequence[Face], size: int = 150,
-                template_name: str | None = None) -> list[AlignedFace]:
-    """Align each of ``faces`` found in ``image`` to a ``size`` px crop of ``template_name``."""
+def align_faces(image: np.ndarray, faces: Sequence[Face], size: int, template_name: str) -> list[AlignedFace]:
+    """Align each of ``faces`` found in ``image`` to a ``size`` px crop of template ``template_name``."""
     out = []
     for face in faces:
         crop = align_face(image, face.landmarks, size, template_name)
@@ -130,30 +127,44 @@ class FaceEmbedder:
 
     @property
     def template_name(self) -> str:
-        """Alignment template of the model's input crops."""
-        return str(getattr(self.bundle.metadata, "alignment", None) or crop_template(self.input_size))
+        """Alignment template of the model's input crops (``metadata.alignment``).
+
+        Raises :class:`~facever.errors.ModelError` when the bundle names a template this facever lacks.
+        """
+        name = str(self.bundle.metadata.alignment)
+        if name not in TEMPLATES:
+            raise ModelError(f"the model's alignment template {name!r} is unknown to this facever "
+                             f"(it knows {', '.join(sorted(TEMPLATES))})")
+        return name
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.bundle.encoder(batch.astype(np.float32)), np.float32)
 
-    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """Embed canonical crops.
+    def embed_crops(self, crops: np.ndarray, template: str | None = None) -> np.ndarray:
+        """Embed aligned crops.
 
         Args:
-            crops: ``(N, s, s, 3)`` uint8 RGB aligned crops (any stored geometry; re-warped to the
-                model's when it differs).
+            crops: ``(N, s, s, 3)`` uint8 RGB crops aligned to ``template`` (resized to the model's
+                input size when ``s`` differs).
+            template: the template the crops were aligned to (e.g. a stored face's ``crop_template``);
+                default: the model's own (:attr:`template_name`), as for crops this embedder aligned.
         Returns:
             ``(N, D)`` float32 unit vectors: the renormalised mean of the embeddings of the crop's
             test-time views (:func:`facever.alignment.crop_views`: the bundle's ``view_zooms``, each
             mirrored when ``flip_tta``).
+        Raises:
+            ModelError: ``template`` differs from the model's (crops are not re-warped between templates).
         """
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[-1] != 3:
             raise ValueError(f"crops must be (N, s, s, 3), got {crops.shape}")
+        if template is not None and template != self.template_name:
+            raise ModelError(f"these crops are aligned to the {template!r} template but the model expects "
+                             f"{self.template_name!r} crops; facever does not re-warp crops between templates")
         dim = int(self.bundle.metadata.embedding_dim)
         if len(crops) == 0:
             return np.zeros((0, dim), np.float32)
-        crops = to_model_crops(crops, self.input_size, self.template_name)
+        crops = resize_crops(crops, self.input_size)
         meta = self.bundle.metadata
         # every view of every crop in one stack, encoded in batches: a single face's views share one call
         stack = np.concatenate(crop_views(crops, meta.view_zooms, flip=bool(meta.flip_tta)))
@@ -177,18 +188,19 @@ class FaceEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def find_faces(self, image, policy: FacePolicy = "largest", name: str | None = None) -> list[AlignedFace]:
-        """Decode ``image`` (path, bytes or array), detect, apply ``policy``, align.
+    def find_faces(self, image, faces: FacePolicy = "largest", name: str | None = None) -> list[AlignedFace]:
+        """Decode ``image`` (path, bytes or ``(H, W, 3)`` uint8 **RGB** array), detect, keep ``faces``
+        (:data:`~facever.detection.FacePolicy`), align.
 
         Raises :class:`~facever.errors.ImageError`, :class:`~facever.errors.NoFaceError`,
         :class:`~facever.errors.MultipleFacesError`.
         """
         label = name or (str(image) if not hasattr(image, "shape") and not isinstance(image, (bytes, bytearray)) else "image")
         rgb = load_image(image, name=name)
-        faces = select_faces(detect_with_retry(self.detector, rgb), policy=policy, source=label)
-        return align_faces(rgb, faces, self.input_size, self.template_name)
+        chosen = select_faces(detect_with_retry(self.detector, rgb), faces, source=label)
+        return align_faces(rgb, chosen, self.input_size, self.template_name)
 
-    def embed_image(self, image, policy: FacePolicy = "largest", name: str | None = None) -> tuple[list[AlignedFace], np.ndarray]:
+    def embed_image(self, image, faces: FacePolicy = "largest", name: str | None = None) -> tuple[list[AlignedFace], np.ndarray]:
         """Faces of one image and their ``(F, D)`` embeddings (F ≥ 1; largest face first)."""
-        aligned = self.find_faces(image, policy=policy, name=name)
+        aligned = self.find_faces(image, faces=faces, name=name)
         return aligned, self.embed_crops(np.stack([a.crop for a in aligned]))

@@ -28,7 +28,7 @@ class NoFaceError(FaceverError):
 
 
 class MultipleFacesError(FaceverError):
-    """Several faces were found where the strict policy asked for exactly one."""
+    """Several faces were found where the face policy ``"one"`` asked for exactly one."""
 
 
 class FaceQualityError(FaceverError):

@@ -228,5 +228,5 @@ def _pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ModuleNotFoundError as exc:
-        raise FaceverError("writing .parquet needs pyarrow (pip install pyarrow); or use an .npz output") from exc
+        raise FaceverError("writing .parquet needs pyarrow (pip install 'facever[parquet]'); or use an .npz output") from exc
     return pa, pq

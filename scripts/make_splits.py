@@ -1,7 +1,7 @@
 """Split the people of pins and bollywood by identity into train / val / test (seed 0).
 
 train: fine-tuning; val: checkpoint choice and threshold calibration; test: reported figures only.
-About 50 % / 25 % / 25 % of each dataset's people. Writes scripts/splits/{dataset}_{part}.txt.
+About 50 % / 25 % / 25 % of each dataset's people. Writes facever/training/splits/{dataset}_{part}.txt.
 Usage: python scripts/make_splits.py DATA_ROOT
 """
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 root = Path(sys.argv[1])
-out = Path(__file__).parent / "splits"
+out = Path(__file__).resolve().parent.parent / "facever" / "training" / "splits"
 out.mkdir(exist_ok=True)
 for name in ("pins", "bollywood"):
     people = sorted(p.name for p in (root / name).iterdir() if p.is_dir())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The from-scratch alternative (facever 0.1's default model, resnet_s at 80 px, P1 92.6%): kept as a
-# tested recipe; the shipped model is now built by scripts/build_default_model.sh. Run from the repository root with facever installed (pip install -e ".[plots]").
+# tested recipe; the shipped model is now built by `facever model build`. Run from the repository root with facever installed (pip install -e ".[plots]").
 #
 #   scripts/train_scratch_model.sh [LFW_ROOT] [WORK_DIR] [TEACHER_PYTHON]
 #

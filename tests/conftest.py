@@ -81,15 +81,14 @@ class StubDetector:
         return [self.detect(im) for im in images]
 
 
-def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5, identify_threshold=None):
+def numpy_verifier(version: str = "np-1", seed: int = 0, threshold: float = 0.5):
     """A real :class:`FaceVerifier` whose encoder is a fixed random projection of the 16×16 crop
     (no TensorFlow): same person ≈ 0.02 apart, different people ≈ 1.4."""
     from facever.api import FaceVerifier
     from facever.bundle import BundleMetadata, ModelBundle, Threshold
 
     meta = BundleMetadata(architecture="numpy-projection", input_size=16, flip_tta=False, alignment="arcface",
-                          threshold=Threshold(value=threshold, far=0.01, frr=0.1),
-                          identify_threshold=None if identify_threshold is None else Threshold(value=identify_threshold))
+                          threshold=Threshold(value=threshold, far=0.01, frr=0.1))
     verifier = FaceVerifier(model=ModelBundle(None, meta, version=version), detector=StubDetector())
     proj = np.random.default_rng(seed).normal(size=(16 * 16 * 3, 128)).astype(np.float32)
     verifier.embedder._forward = lambda batch: (batch.reshape(len(batch), -1) / 255.0 - 0.5) @ proj

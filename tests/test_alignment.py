@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from facever.alignment import CANONICAL_SIZE, align_face, crop_quality, similarity_transform, template
+from facever.alignment import align_face, crop_quality, similarity_transform, template
 
 
 def _apply(m, pts):
@@ -38,27 +38,36 @@ def test_degenerate_landmarks_rejected():
         similarity_transform(np.zeros((5, 2)), template())
 
 
-def test_face_warped_by_known_transform_comes_back_to_template():
-    """Draw dots at the template, move the image by a similarity, align with moved landmarks."""
+@pytest.mark.parametrize("size, name", [(150, "dlib"), (112, "arcface"), (112, "dlib"), (150, "arcface")])
+def test_face_warped_by_known_transform_comes_back_to_template(size, name):
+    """Draw dots at the template, move the image by a similarity, align with moved landmarks: the
+    dots land on the template named, whatever the crop size (no template is guessed from the size)."""
     import cv2
 
-    size = CANONICAL_SIZE
     canvas = np.zeros((size, size, 3), np.uint8)
-    for x, y in template(size):
+    for x, y in template(size, name):
         cv2.circle(canvas, (int(round(x)), int(round(y))), 3, (255, 255, 255), -1)
     ang, s, t = np.deg2rad(-17.0), 1.6, np.array([40.0, 25.0])
     rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
     fwd = np.hstack([s * rot, t[:, None]])
     big = cv2.warpAffine(canvas, fwd, (300, 260), flags=cv2.INTER_LINEAR)
-    moved_landmarks = _apply(fwd, template(size))
-    crop = align_face(big, moved_landmarks, size)
+    moved_landmarks = _apply(fwd, template(size, name))
+    crop = align_face(big, moved_landmarks, size, name)
     assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
     grey = crop[..., 0].astype(float)
-    for x, y in template(size):
+    for x, y in template(size, name):
         yi, xi = int(round(y)), int(round(x))
         assert grey[yi - 1:yi + 2, xi - 1:xi + 2].mean() > 150, "dot did not come back to its template point"
     # and the crop matches the original canvas overall
     assert np.abs(grey - canvas[..., 0]).mean() < 8
+
+
+def test_an_unknown_template_name_is_a_clear_error():
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="unknown alignment template 'vgg'.*arcface.*dlib"):
+        align_face(image, template(64, "arcface"), 64, "vgg")
+    with pytest.raises(TypeError):
+        align_face(image, template(64, "arcface"), 64)  # the template is never implied by the size
 
 
 def test_crop_quality_figures():

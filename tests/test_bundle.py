@@ -110,3 +110,38 @@ def test_view_zooms_are_part_of_the_version(tiny_bundle_dir, tmp_path):
         meta_file.write_text(json.dumps(data))
         with pytest.raises(ModelError, match="view_zooms"):
             load_bundle(tmp_path / "z")
+
+
+def _write_meta(directory, data) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / METADATA_FILE).write_text(json.dumps(data))
+
+
+def test_format_4_drops_the_fixed_identify_threshold_and_older_formats_still_load(tmp_path, tiny_bundle_dir):
+    from facever.bundle import FORMAT_VERSION, BundleMetadata
+
+    written = json.loads((tiny_bundle_dir / METADATA_FILE).read_text())
+    # an older facever (format 3) refuses bundles of a newer format: this one is one
+    assert written["format_version"] == FORMAT_VERSION == 4 and "identify_threshold" not in written
+    # format 3, with the removed fixed identification threshold: loads, the field is ignored, and it
+    # is written back as the current format
+    old = {**written, "format_version": 3, "identify_threshold": {"value": 0.3, "target": "fpir=0.01"}}
+    _write_meta(tmp_path / "v3", old)
+    meta = read_metadata(tmp_path / "v3")
+    assert meta.format_version == FORMAT_VERSION and not hasattr(meta, "identify_threshold")
+    assert meta.alignment == "arcface" and meta.threshold == Threshold(value=0.8, far=0.01, frr=0.1, target="test")
+    assert "identify_threshold" not in meta.to_json()
+    # a newer format than this facever's is refused
+    _write_meta(tmp_path / "v5", {**written, "format_version": FORMAT_VERSION + 1})
+    with pytest.raises(ModelError, match="newer than this facever"):
+        read_metadata(tmp_path / "v5")
+    # alignment: required for new metadata; format 1 (before the dlib template) reads as arcface;
+    # from format 2 on a file without it is refused rather than guessed
+    with pytest.raises(TypeError, match="alignment"):
+        BundleMetadata(architecture="x", input_size=150)
+    no_alignment = {k: v for k, v in written.items() if k != "alignment"}
+    _write_meta(tmp_path / "v1", {**no_alignment, "format_version": 1})
+    assert read_metadata(tmp_path / "v1").alignment == "arcface"
+    _write_meta(tmp_path / "v3b", {**no_alignment, "format_version": 3})
+    with pytest.raises(ModelError, match="alignment template"):
+        read_metadata(tmp_path / "v3b")

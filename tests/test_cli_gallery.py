@@ -126,6 +126,25 @@ def test_duplicate_identity_exit_2_unless_allowed(db, bundles, photos):
     assert res.exit_code == 0 and json.loads(res.stdout)["enrolled"] == 1
 
 
+def test_enroll_warns_about_a_look_alike_in_text_and_json(db, bundles, photos):
+    """Past the duplicate gate (overridden here), a face within the identification threshold of 'ann'
+    is enrolled with a warning naming her; a stranger brings none."""
+    probe = photos / "probes" / "ann.png"
+    res = invoke("enroll", "impostor", probe, "--db", db, "--model", bundles["A"], "--allow-duplicate", "--json")
+    assert res.exit_code == 0
+    body = json.loads(res.stdout)
+    assert [a["name"] for a in body["look_alikes"]] == ["ann"]
+    alike = body["look_alikes"][0]
+    assert alike["source"] == str(probe) and 0 <= alike["distance"] <= alike["threshold"]
+    res = invoke("enroll", "impostor2", probe, "--db", db, "--model", bundles["A"], "--allow-duplicate")
+    assert res.exit_code == 0
+    warnings = [line for line in res.stdout.splitlines() if "warning:" in line]
+    assert len(warnings) == 2 and "looks like enrolled person 'ann'" in res.stdout  # ann and impostor
+    res = invoke("enroll", "stranger", photos / "probes" / "stranger.png", "--db", db, "--model", bundles["A"],
+                 "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["look_alikes"] == []
+
+
 def test_identify_files_and_folders(db, bundles, photos):
     res = invoke("identify", photos / "probes", photos / "bad.jpg", "--db", db, "--model", bundles["A"],
                  "--top-k", "1", "--json")

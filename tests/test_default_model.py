@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from facever import config
 from facever.api import FaceVerifier
-from facever.bundle import load_bundle
+from facever.bundle import FORMAT_VERSION, load_bundle
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,10 @@ def test_shipped_bundle_is_calibrated_small_and_traceable(shipped):
     assert t is not None and 0.0 < t.value < 2.0
     assert 0.0 <= t.far <= 0.01 and 0.0 <= t.frr <= 0.05 and t.n_genuine > 0 and t.n_impostor > 0
     assert meta.verification_head, "the logistic 'same person' head is stored with the model"
-    assert meta.open_set and meta.identify_threshold is not None
+    assert meta.open_set, "identification thresholds follow the gallery (open-set data)"
+    raw = json.loads((config.packaged_model_dir() / "metadata.json").read_text())
+    assert raw["format_version"] == FORMAT_VERSION and raw["alignment"] == "dlib" and "identify_threshold" not in raw
+    assert shipped.version == "38afd4e763e47fee"  # the metadata format is not part of the model version
     size = sum(f.stat().st_size for f in config.packaged_model_dir().iterdir() if f.is_file())
     assert size < 50 * 1024 * 1024
     # provenance: dlib's CC0 file, identified by its hash; fine-tuned with our triplet loss; no
@@ -55,7 +58,7 @@ def test_shipped_bundle_is_calibrated_small_and_traceable(shipped):
 def _split(name: str) -> set[str]:
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "splits" / f"{name}.txt"
+    path = Path(__file__).resolve().parent.parent / "facever" / "training" / "splits" / f"{name}.txt"
     return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.is_file() else set()
 
 

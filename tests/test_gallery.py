@@ -65,7 +65,7 @@ def test_enroll_reports_enrolled_skipped_and_rejected(gallery):
     assert "too blurry" in status[3][1] and "too small" in status[4][1]
     assert "no face" in status[5][1] and "<bytes #7>" in status[6][1]
     assert (report.enrolled, report.skipped, report.rejected, report.ok) == (2, 1, 4, False)
-    assert report.outcomes[0].face_id is not None and report.outcomes[0].quality["face_size"] > 40
+    assert report.outcomes[0].face_id is not None and report.outcomes[0].quality.face_size > 40
 
     again = gallery.enroll("ann", [img(1, 1), img(1, 3)])
     assert [o.status for o in again.outcomes] == ["skipped", "enrolled"]
@@ -163,7 +163,7 @@ def test_identify_known_unknown_and_top_k(gallery):
     assert res.person == "p3" and res.known and res.distance < 0.2 and res.threshold == 0.5
     assert len(res.candidates) == 3 and res.candidates[0].person == "p3"
     assert [c.distance for c in res.candidates] == sorted(c.distance for c in res.candidates)
-    assert res.face["box"] and res.quality["face_size"] > 40 and res.model_version == "np-1"
+    assert res.face.box and res.quality.face_size > 40 and res.model_version == "np-1"
 
     [unknown] = gallery.identify(img(42, 1), top_k=10)
     assert unknown.person is None and not unknown.known and unknown.distance > 0.5
@@ -173,12 +173,20 @@ def test_identify_known_unknown_and_top_k(gallery):
     assert unknown.to_dict()["person"] is None and unknown.to_dict()["candidates"]
 
 
-def test_identify_uses_the_calibrated_identify_threshold(db_url):
-    with Gallery(db_url, verifier=numpy_verifier(identify_threshold=0.001)) as g:
+def test_an_old_bundles_fixed_identify_threshold_is_ignored_for_tau(db_url):
+    """A format-3 bundle's ``identify_threshold`` (the removed fixed policy) is read but not used: a
+    model without open-set data identifies at τ, and the answer's note says so."""
+    from facever.bundle import BundleMetadata
+
+    verifier = numpy_verifier()
+    old = {**verifier.bundle.metadata.to_json(), "format_version": 3, "identify_threshold": {"value": 0.001}}
+    verifier.bundle.metadata = BundleMetadata.from_json(old)
+    with Gallery(db_url, verifier=verifier) as g:
         g.enroll("ann", [img(1, 1)])
-        assert g.identify_threshold == 0.001
-        assert g.identify(img(1, 2))[0].person is None
-        assert g.identify(img(1, 1))[0].person == "ann"
+        [res] = g.identify(img(1, 2))  # ~0.02 from ann: named at τ 0.5, unknown at 0.001
+        assert (res.person, res.threshold, res.threshold_policy, res.expected_fpir) == ("ann", 0.5, "tau", None)
+        note = g.threshold_for().note
+        assert "verification threshold τ is used" in note and "no open-set calibration" in note
 
 
 def test_identify_on_an_empty_gallery_is_unknown(gallery):
@@ -320,6 +328,44 @@ def test_model_version_mismatch_is_refused_until_reindex(sqlite_url):
             g.identify(img(1, 3))
 
 
+def test_enrolment_records_the_crop_geometry_of_the_model(db_url):
+    with Gallery(db_url, verifier=numpy_verifier()) as g:  # an "arcface" model at 16 px
+        g.enroll("ann", [img(1, 1), img(1, 2)])
+        with g.db.read() as s:
+            rows = s.execute(select(FaceRow.crop_template, FaceRow.crop_size)).all()
+        assert rows == [("arcface", 16), ("arcface", 16)]
+        assert [c.shape for _, c in g.face_crops("ann")] == [(16, 16, 3)] * 2
+
+
+def test_reindex_refuses_crops_of_another_template(sqlite_url):
+    """A model of another template never re-embeds stored crops (no re-warp, no guess from the size),
+    nor do crops whose template was never recorded; a model of the same template does."""
+    from facever.errors import ModelError
+
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-1")) as g:
+        g.enroll("ann", [img(1, 1), img(1, 2)])
+        g.enroll("bob", [img(2, 1)])
+    dlib_model = numpy_verifier("np-dlib", seed=1)
+    dlib_model.bundle.metadata.alignment = "dlib"
+    with Gallery(sqlite_url, verifier=dlib_model) as g:
+        before = snapshot(g)
+        with pytest.raises(ModelError, match=r"expects 'dlib' crops: 3 face\(s\) aligned to 'arcface' \(first face id 1\)"):
+            g.reindex()
+        assert snapshot(g) == before  # refused before anything was written
+        with g.db.write() as s:  # a face stored before the geometry was recorded (migration 0005 found none)
+            s.execute(FaceRow.__table__.update().where(FaceRow.id == 3).values(crop_template=None))
+        with pytest.raises(ModelError, match=r"1 face\(s\) of unrecorded geometry \(first face id 3\)"):
+            g.reindex()
+        with pytest.raises(ModelError, match="aligned to the 'arcface' template but the model expects 'dlib'"):
+            g.verifier.embedder.embed_crops(np.zeros((1, 16, 16, 3), np.uint8), template="arcface")
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-2", seed=2)) as g:  # same template: fine, but not face 3
+        with pytest.raises(ModelError, match="unrecorded geometry"):
+            g.reindex()
+        with g.db.write() as s:
+            s.execute(FaceRow.__table__.update().where(FaceRow.id == 3).values(crop_template="arcface"))
+        assert g.reindex().embedded == 3 and g.identify(img(1, 3))[0].person == "ann"
+
+
 def test_people_listing_needs_no_model(sqlite_url, monkeypatch, tmp_path):
     with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
         g.enroll("ann", [img(1, 1)])
@@ -382,7 +428,7 @@ def test_identify_threshold_follows_the_gallery_and_says_so(db_url, open_set_dat
             g.identify(img(2, 9), fpir=1.0)
 
 
-def test_without_open_set_data_the_old_thresholds_are_used_and_flagged(sqlite_url):
+def test_without_open_set_data_tau_is_used_and_flagged(sqlite_url):
     from facever.errors import ModelError
 
     with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
@@ -393,9 +439,9 @@ def test_without_open_set_data_the_old_thresholds_are_used_and_flagged(sqlite_ur
         with pytest.raises(ModelError, match="no open-set calibration"):
             g.identify(img(1, 2), fpir=0.01)
         fixed = g.threshold_for(threshold=0.4)
-        assert (fixed.policy, fixed.expected_fpir) == ("fixed", None)
-    with Gallery(sqlite_url, verifier=numpy_verifier(identify_threshold=0.3)) as g:
-        assert g.threshold_for().policy == "identify_threshold" and g.identify(img(1, 2))[0].threshold == 0.3
+        assert (fixed.policy, fixed.threshold, fixed.expected_fpir) == ("fixed", 0.4, None)
+        [res] = g.identify(img(1, 2), threshold=0.001)  # the override wins over τ, and says it is fixed
+        assert (res.person, res.threshold, res.threshold_policy) == (None, 0.001, "fixed")
 
 
 def test_duplicate_gate_does_not_fire_on_strangers(sqlite_url, open_set_data):
@@ -561,7 +607,7 @@ def test_real_photo_with_mtcnn_and_a_keras_model(tmp_path, astronaut, tiny_bundl
     with Gallery(f"sqlite:///{tmp_path / 'g.db'}", verifier=FaceVerifier(model=tiny_bundle_dir)) as g:
         report = g.enroll("Eileen Collins", [photo])
         assert report.enrolled == 1, report.outcomes
-        assert report.outcomes[0].face["score"] > 0.9
+        assert report.outcomes[0].face.score > 0.9
         [res] = g.identify(photo.read_bytes())
         assert res.person == "Eileen Collins" and res.distance < 0.05
         face = g.person("Eileen Collins").faces[0]

@@ -307,33 +307,26 @@ def test_remove_face_is_audited_and_keeps_an_empty_person(db_url):
 
 
 # -- migration ------------------------------------------------------------------------------------
-def _table_rows(db: Database) -> dict:
-    with db.read() as s:
-        return {t.__tablename__: sorted(map(tuple, s.execute(select(t.__table__)).all()), key=repr)
-                for t in (PersonRow, FaceRow, EmbeddingRow, ModelRow)}
-
-
 def test_upgrade_from_0001_keeps_a_populated_gallery(db_url):
     from alembic import command
+
+    from migration_support import add_old_face, add_old_model, project, stored_rows
 
     engine = create_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(insert(PersonRow.__table__).values(id=1, name="ann",
                                                         created=datetime(2024, 1, 1, tzinfo=timezone.utc)))
+        add_old_model(conn, "np-1")
+        for i in range(2):
+            add_old_face(conn, i + 1, 1, png_bytes(person_image(1, i)[:16, :16]), str(i) * 64, "np-1")
+        before = stored_rows(conn)
     engine.dispose()
     db = Database(db_url, upgrade=False)
-    with db.write() as s:
-        repo.ensure_model(s, "np-1", {})
-        for i in range(2):
-            face = repo.NewFace(crop_png=png_bytes(person_image(1, i)[:16, :16]), source=f"{i}.png",
-                                sha256=str(i) * 64, box=[0, 0, 1, 1], landmarks=[[0, 0]] * 5, detector_score=1.0,
-                                quality={"face_size": 50.0, "sharpness": 20.0, "frontality": 1.0})
-            repo.add_face(s, 1, face, "np-1", np.ones(128, np.float32) / np.sqrt(128))
-    before = _table_rows(db)
     assert db.revision() == "0001"
     assert db.upgrade() == ("0001", head_revision()) and head_revision() not in ("0001", "0002")
-    assert _table_rows(db) == before and len(before["faces"]) == 2
+    with db.engine.connect() as conn:
+        assert project(stored_rows(conn), before) == before and len(before["faces"]) == 2
     with db.read() as s:
         assert s.execute(select(GalleryStateRow.id, GalleryStateRow.generation)).all() == [(1, 0)]
         assert s.scalars(select(ApiKeyRow)).all() == [] and s.scalars(select(AuditRow)).all() == []

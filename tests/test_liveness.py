@@ -275,8 +275,8 @@ def test_store_is_thread_safe_and_bounded():
 def test_thresholds_from_metadata_and_defaults():
     from facever.bundle import BundleMetadata
 
-    assert LivenessThresholds.from_metadata(BundleMetadata("x", 16)) == LivenessThresholds()
-    meta = BundleMetadata("x", 16, liveness={"thresholds": {"parallax": 0.5, "future_field": 1}})
+    assert LivenessThresholds.from_metadata(BundleMetadata("x", 16, alignment="dlib")) == LivenessThresholds()
+    meta = BundleMetadata("x", 16, alignment="dlib", liveness={"thresholds": {"parallax": 0.5, "future_field": 1}})
     assert LivenessThresholds.from_metadata(meta).parallax == 0.5
     assert LivenessThresholds.from_json(LivenessThresholds(turn_yaw=0.3).to_json()).turn_yaw == 0.3
 

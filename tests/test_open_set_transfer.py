@@ -109,7 +109,7 @@ def test_a_gallery_too_small_to_adapt_keeps_the_shipped_calibration(calibration)
     assert not fit.in_use and fit.shift == 0.0 and fit.raw_shift is None and "too small" in fit.note
     n = len(small_starts)
     assert osm.adapted_threshold(calibration, fit, len(small), n) == osm.threshold_for_gallery(calibration, len(small), n)
-    meta = types.SimpleNamespace(open_set=calibration, identify_threshold=None)
+    meta = types.SimpleNamespace(open_set=calibration)
     choice = identification_threshold(meta, 0.5, len(small), n,
                                       gallery=types.SimpleNamespace(vectors=small, starts=small_starts))
     assert choice.calibration == "shipped" and choice.adaptation["in_use"] is False
@@ -131,7 +131,7 @@ def test_answers_state_their_footing_and_spread(calibration):
 
     data = {**calibration, "transfer": {"shipped": {"ratio_min": 0.3, "ratio_max": 10.6},
                                         "gallery-adapted": {"ratio_min": 0.0, "ratio_max": 1.35}}}
-    meta = types.SimpleNamespace(open_set=data, identify_threshold=None)
+    meta = types.SimpleNamespace(open_set=data)
     x, y = population(crowded=True)
     gallery, starts, _ = draw(x, y, 20, np.random.default_rng(2))
     choice = identification_threshold(meta, 0.5, len(gallery), 20,
@@ -145,7 +145,7 @@ def test_answers_state_their_footing_and_spread(calibration):
     assert small.calibration == "shipped" and small.fpir_spread["ratio_max"] == 10.6 and small.adaptation is None
     user = identification_threshold(types.SimpleNamespace(open_set={**data, "origin": "user-calibrated"}), 0.5, 3, 1)
     assert user.calibration == "user-calibrated"
-    none = identification_threshold(types.SimpleNamespace(open_set=None, identify_threshold=None), 0.5, 3, 1)
+    none = identification_threshold(types.SimpleNamespace(open_set=None), 0.5, 3, 1)
     assert none.calibration is None and none.to_dict()["fpir_spread"] is None
 
 

@@ -20,3 +20,10 @@ def test_every_facever_package_is_listed_in_pyproject():
     assert on_disk <= listed, f"packages missing from pyproject.toml: {sorted(on_disk - listed)}"
     data = config["package-data"]
     assert "static/*" in data["facever.service"] and (ROOT / "facever/service/static/index.html").is_file()
+
+
+def test_the_shipped_bundle_ships_its_weights_once():
+    """The inference wheel carries the graph and its metadata only: training rebuilds the Keras model
+    from the graph's initializers (facever.training.onnx_weights), so no weights.npz rides along."""
+    shipped = {p.name for p in (ROOT / "models" / "default").iterdir() if p.is_file()}
+    assert shipped == {"encoder.onnx", "metadata.json"}, sorted(shipped)

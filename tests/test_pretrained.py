@@ -100,7 +100,7 @@ def test_failed_save_never_leaves_a_half_written_bundle(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "export_encoder", broken)
     bundle = TrainableBundle(build_encoder("resnet_s", input_size=32, width=8),
-                             BundleMetadata(architecture="resnet_s", input_size=32))
+                             BundleMetadata(architecture="resnet_s", input_size=32, alignment="arcface"))
     with pytest.raises(RuntimeError):
         bundle.save(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

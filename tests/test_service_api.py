@@ -103,6 +103,20 @@ def test_duplicate_identity_is_refused_with_409(service):
     assert service.delete("/v1/people/Someone Else", headers=auth(service, "admin")).status_code == 200
 
 
+def test_enrolment_warns_about_a_look_alike(service):
+    """A worse photo of Eileen under a new name passes the duplicate gate and is enrolled (201), and
+    the report names her in ``look_alikes``; Grace Hopper is someone else: an empty list."""
+    enrol(service, EILEEN, photos.astronaut())
+    r = enrol(service, "Look Alike", photos.astronaut_degraded(), key="hr")
+    assert r.status_code == 201 and r.json()["enrolled"] == 1
+    alikes = r.json()["look_alikes"]
+    assert [a["name"] for a in alikes] == [EILEEN]
+    assert alikes[0]["source"] == "photo0.jpg" and 0 < alikes[0]["distance"] <= alikes[0]["threshold"]
+    r = enrol(service, GRACE, photos.hopper_mirrored())  # a new face of hers (new person or not)
+    assert r.status_code == 201 and r.json()["enrolled"] == 1 and r.json()["look_alikes"] == []
+    assert service.delete("/v1/people/Look Alike", headers=auth(service, "admin")).status_code == 200
+
+
 def test_people_paging_search_rename_crop_and_removal(service):
     enrol(service, GRACE, photos.hopper())
     page = service.get("/v1/people", params={"limit": 1}, headers=auth(service, "door")).json()

@@ -40,6 +40,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["astronaut"].write_bytes(photos.astronaut())
     out["mirrored"].write_bytes(photos.astronaut_mirrored())
     out["hopper"].write_bytes(photos.hopper())
+    out["degraded"] = d / "astronaut-degraded.jpg"
+    out["degraded"].write_bytes(photos.astronaut_degraded())
     out["group"].write_bytes(photos.jpeg(group_photo()))
     out["cameraman"].write_bytes(photos.jpeg(cameraman_rgb()))
     out["text"].write_text("these are notes, not a photo\n")
@@ -146,6 +148,7 @@ def test_enrol_two_people_list_and_identify(server, files, open_page):
         page.click(tid("enrol-submit"))
         expect(page.locator(tid("enrol-summary"))).to_contain_text(f"{name}: 1 enrolled")
         expect(page.locator(tid("enrol-report-status"))).to_have_text(["enrolled"])
+        expect(page.locator(tid("enrol-lookalikes"))).to_be_hidden()  # two different people
     expect(page.locator(tid("people-row"))).to_have_count(2)
     assert sorted(page.locator(tid("people-name")).all_text_contents()) == sorted([EILEEN, GRACE])
     # Thumbnails: the stored crops, fetched with the admin key as blob URLs.
@@ -178,6 +181,23 @@ def test_enrol_two_people_list_and_identify(server, files, open_page):
     eileen = page.locator(tid("people-row")).filter(has_text=EILEEN)
     expect(eileen.locator(tid("people-thumb"))).to_have_text("EC")
     expect(page.locator(tid("people-error"))).to_be_hidden()
+    assert page.js_errors == []
+
+
+def test_enrolling_a_look_alike_shows_a_warning(server, files, open_page):
+    """A worse photo of Eileen Collins under a new name is enrolled, with a visible warning naming her."""
+    page = open_page(server.url, server.admin_key, tab="people")
+    page.fill(tid("enrol-name"), "Look Alike")
+    page.set_input_files(tid("enrol-files"), files["degraded"])
+    page.click(tid("enrol-submit"))
+    expect(page.locator(tid("enrol-summary"))).to_contain_text("Look Alike: 1 enrolled")
+    warning = page.locator(tid("enrol-lookalike"))
+    expect(warning).to_have_count(1)
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(f"looks like {EILEEN}")
+    expect(warning).to_contain_text("identification threshold")
+    r = httpx.delete(f"{server.url}/v1/people/Look%20Alike", headers={"Authorization": f"Bearer {server.admin_key}"})
+    assert r.status_code == 200
     assert page.js_errors == []
 
 

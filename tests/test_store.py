@@ -142,19 +142,21 @@ def test_deleting_a_person_cascades_to_faces_and_embeddings(db_url):
 def test_upgrade_from_the_initial_revision_keeps_every_row(db_url):
     from alembic import command
 
+    from migration_support import add_old_face, add_old_model, project, stored_rows
+
     engine = create_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(insert(PersonRow.__table__).values(id=1, name="ann", created=datetime(2024, 1, 1, tzinfo=timezone.utc)))
+        add_old_model(conn)
+        add_old_face(conn, 1, 1, _face().crop_png, _face().sha256)
+        before = stored_rows(conn)
     engine.dispose()
     db = Database(db_url, upgrade=False)
-    with db.write() as s:
-        repo.ensure_model(s, "v1", {})
-        repo.add_face(s, 1, _face(), "v1", np.ones(128))
-    before = _table_rows(db)
     assert db.upgrade()[1] == head_revision()
     assert db.revision() == head_revision()
-    assert _table_rows(db) == before and len(before["faces"]) == 1
+    with db.engine.connect() as conn:
+        assert project(stored_rows(conn), before) == before and len(before["faces"]) == 1
     db.close()
 
 

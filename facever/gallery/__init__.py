@@ -44,15 +44,15 @@ from facever.gallery.index import GalleryCounts, Hits, IndexMode, IndexStatus, I
 from facever.gallery.records import check_name, decode_png, encode_png
 from facever.gallery.folders import IMAGE_SUFFIXES, image_files, person_folders
 from facever.gallery.policy import ThresholdChoice, duplicate_gate, identification_threshold
-from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, PersonDetail,
-                                     PersonSummary, ReindexReport)
+from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, ImageOutcome, LookAlike,
+                                     PersonDetail, PersonSummary, ReindexReport)
 from facever.gallery.search import Scoring, SearchIndex, nearest_k, person_distances
 from facever.gallery.thresholds import ThresholdPolicy
 
 __all__ = [
     "Gallery", "SearchIndex", "person_distances", "nearest_k", "Scoring", "Progress",
     "ThresholdChoice", "identification_threshold", "duplicate_gate",
-    "ImageOutcome", "EnrollReport", "Candidate", "IdentifyResult", "PersonSummary", "FaceSummary", "PersonDetail",
+    "ImageOutcome", "EnrollReport", "LookAlike", "Candidate", "IdentifyResult", "PersonSummary", "FaceSummary", "PersonDetail",
     "ReindexReport", "IMAGE_SUFFIXES", "person_folders", "image_files", "check_name", "encode_png", "decode_png",
     "MIN_FACE_SIZE", "MIN_SHARPNESS", "PersonExistsError", "NoGalleryError",
     "SearchBackend", "IndexStatus", "IndexMode", "IndexUnavailableError", "Hits", "GalleryCounts", "open_backend",

@@ -33,7 +33,7 @@ from facever.gallery.backends import open_backend
 from facever.gallery.index import INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend, model_of
 from facever.gallery.management import Management
 from facever.gallery.policy import ThresholdChoice, gallery_matrix
-from facever.gallery.records import _metadata_json, decode_png
+from facever.gallery.records import _metadata_json, check_crop_templates, decode_png
 from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, PersonDetail,
                                      PersonSummary, ReindexReport)
 from facever.gallery.search import Scoring
@@ -43,6 +43,7 @@ from facever.store.session import Database
 
 if TYPE_CHECKING:
     from facever.api import FaceVerifier, VerifyResult
+    from facever.detection import Face, FacePolicy
     from facever.embedding import AlignedFace
 
 __all__ = ["Gallery", "IndexMode"]
@@ -162,15 +163,6 @@ class Gallery:
     @min_sharpness.setter
     def min_sharpness(self, value: float) -> None:
         self.enrolment.min_sharpness = float(value)
-
-    @property
-    def identify_threshold(self) -> float:
-        """The model's fixed identification threshold (its calibrated one, else τ).
-
-        Used only when the model has no open-set data; see :meth:`threshold_for` for the threshold
-        identification actually uses.
-        """
-        return self.thresholds.fixed_identify_threshold
 
     def threshold_for(self, fpir: float | None = None, threshold: float | None = None,
                       scoring: Scoring | None = None) -> ThresholdChoice:
@@ -299,7 +291,7 @@ class Gallery:
         return results
 
     def identify(self, image, top_k: int = 5, threshold: float | None = None, scoring: Scoring | None = None,
-                 faces: Literal["all", "largest"] = "all", name: str | None = None,
+                 faces: FacePolicy = "all", name: str | None = None,
                  fpir: float | None = None) -> list[IdentifyResult]:
         """Identify the faces in ``image`` (path, bytes or RGB array).
 
@@ -307,7 +299,7 @@ class Gallery:
             top_k: people listed per face, nearest first.
             threshold: a fixed identification threshold (distance); overrides ``fpir``.
             scoring: ``"nearest"`` or ``"mean3"`` (default: the gallery's).
-            faces: ``"all"`` faces in the image (largest first) or only the ``"largest"``.
+            faces: ``"all"`` faces in the image (largest first), only the ``"largest"``, or exactly ``"one"``.
             name: label of the image in error messages.
             fpir: target probability that a stranger is named as someone (default: the model's, 1%);
                 the threshold is derived from it and the number of enrolled people and faces. Models
@@ -321,10 +313,10 @@ class Gallery:
             ModelError: ``fpir`` given but the model has no open-set calibration.
         """
         self.threshold_for(fpir=fpir, threshold=threshold, scoring=scoring)  # fail early, before the expensive part
-        aligned = self.verifier.embedder.find_faces(image, policy=faces, name=name)
+        aligned = self.verifier.embedder.find_faces(image, faces=faces, name=name)
         emb = self.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
         results = self.search(emb, top_k=top_k, threshold=threshold, scoring=scoring, fpir=fpir)
-        return [replace(r, face=a.face.to_dict(), quality=a.quality.to_dict()) for r, a in zip(results, aligned)]
+        return [replace(r, face=a.face, quality=a.quality) for r, a in zip(results, aligned)]
 
     def verify_person(self, image, name: str) -> "VerifyResult":
         """Is the (largest) face in ``image`` the enrolled person ``name``?
@@ -334,10 +326,10 @@ class Gallery:
         """
         self._person_rows(name)  # an unknown person fails before the expensive part
         aligned, emb = self.verifier.embed_with_face(image)
-        return self.compare_person(emb, name, faces=[aligned.face.to_dict()])
+        return self.compare_person(emb, name, faces=[aligned.face])
 
     def compare_person(self, embedding: np.ndarray, name: str,
-                       faces: list[dict[str, Any]] | None = None) -> "VerifyResult":
+                       faces: list[Face] | None = None) -> "VerifyResult":
         """Decide whether a ``(D,)`` unit embedding (by the loaded model) is the enrolled person ``name``:
         its distance to the person's nearest enrolled face against τ. ``faces`` is passed to the result.
 
@@ -410,7 +402,8 @@ class Gallery:
         return self.management.person(name)
 
     def face_crops(self, name: str) -> list[tuple[int, np.ndarray]]:
-        """The stored aligned crops of a person: ``(face id, (112, 112, 3) uint8 RGB)`` in enrolment order."""
+        """The stored aligned crops of a person: ``(face id, (S, S, 3) uint8 RGB)`` in enrolment order, ``S``
+        each face's ``crop_size`` (150 for the default model's dlib crops)."""
         return self.management.face_crops(name)
 
     def rename(self, old: str, new: str) -> None:
@@ -435,10 +428,14 @@ class Gallery:
         Args:
             progress: called as ``progress(faces done, faces to do)``.
             prune: afterwards delete the embeddings of every other model version.
+        Raises:
+            ModelError: a crop to embed is aligned to another template than the model's, or its
+                template was never recorded (crops are not re-warped); checked before the first batch.
         """
-        version = self.verifier.model_version
+        version, template = self.verifier.model_version, self.verifier.embedder.template_name
         meta = _metadata_json(self.verifier)
         with self.db.read() as session:
+            check_crop_templates(repo.templates_without_embedding(session, version), template, version)
             todo = repo.face_ids_without_embedding(session, version)
             total = repo.count_faces(session)
         done = embedded = pruned = 0
@@ -447,13 +444,17 @@ class Gallery:
         for lo in range(0, max(len(todo), 1), batch_size):
             chunk = todo[lo:lo + batch_size]
             last = lo + batch_size >= len(todo)
-            rows: list[tuple[int, bytes]] = []
+            rows: list[tuple[int, bytes, str | None]] = []
             if chunk:
                 with self.db.read() as session:
-                    rows = repo.crops(session, chunk)
-            vectors = self.verifier.embedder.embed_crops(np.stack([decode_png(c) for _, c in rows])) if rows else None
+                    rows = repo.crops_with_template(session, chunk)
+                    if any(t != template for _, _, t in rows):  # stored since the check above
+                        check_crop_templates(repo.templates_without_embedding(session, version), template, version)
+            vectors = (self.verifier.embedder.embed_crops(np.stack([decode_png(c) for _, c, _ in rows]), template)
+                       if rows else None)
             if rows or (prune and last):
-                n, p = self._reindex_write(version, meta, rows, vectors, prune and last, (done + len(chunk), len(todo)))
+                n, p = self._reindex_write(version, meta, [i for i, _, _ in rows], vectors, prune and last,
+                                           (done + len(chunk), len(todo)))
                 embedded, pruned = embedded + n, pruned + p
             done += len(chunk)
             if progress is not None and chunk:
@@ -463,16 +464,16 @@ class Gallery:
         self.refresh()
         return ReindexReport(version, embedded, total, pruned)
 
-    def _reindex_write(self, version: str, meta: dict[str, Any], rows: list[tuple[int, bytes]],
+    def _reindex_write(self, version: str, meta: dict[str, Any], face_ids: list[int],
                        vectors: np.ndarray | None, prune: bool, progress: tuple[int, int]) -> tuple[int, int]:
         """One reindex transaction: store a batch's vectors and/or prune other versions, audited
         (``reindex``, detail: model version, vectors embedded and pruned, faces done of to do) when
         anything changed. Returns ``(embedded, pruned)``."""
         with self.db.write() as session:
             embedded = pruned = 0
-            if rows:
+            if face_ids:
                 repo.ensure_model(session, version, meta)
-                embedded = repo.put_embeddings(session, version, [i for i, _ in rows], vectors)
+                embedded = repo.put_embeddings(session, version, face_ids, vectors)
             if prune:
                 pruned = repo.delete_other_embeddings(session, version)
             generation = None

@@ -2,8 +2,9 @@
 transaction (:class:`Enrolment`, one part of :class:`facever.gallery.Gallery`).
 
 It asks the search backend (:class:`~facever.gallery.index.SearchBackend`) for the nearest other
-person of each new face (the duplicate gate) and tells it about the faces it wrote (``added``); the
-threshold policy (:class:`~facever.gallery.thresholds.ThresholdPolicy`) gives the gate.
+people of each new face (the duplicate gate, which refuses, and the look-alike warning, which does
+not) and tells it about the faces it wrote (``added``); the threshold policy
+(:class:`~facever.gallery.thresholds.ThresholdPolicy`) gives the gate and the identification threshold.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 from facever import config
 from facever.errors import DuplicateIdentityError, FaceQualityError, ImageError, MultipleFacesError, NoFaceError
 from facever.gallery.folders import person_folders
-from facever.gallery.index import SearchBackend, model_of
-from facever.gallery.policy import ThresholdChoice
+from facever.gallery.index import Hits, SearchBackend, model_of
+from facever.gallery.policy import ThresholdChoice, gallery_matrix
 from facever.gallery.records import _label, _metadata_json, _read_and_hash, check_name, encode_png
-from facever.gallery.results import EnrollReport, ImageOutcome
+from facever.gallery.results import EnrollReport, ImageOutcome, LookAlike
 from facever.gallery.thresholds import ThresholdPolicy
 from facever.store import repository as repo
 from facever.store.session import Database, WriteConflict
@@ -37,6 +38,9 @@ MIN_FACE_SIZE = 40.0
 MIN_SHARPNESS = 15.0
 
 _WRITE_ATTEMPTS = 3
+
+#: Most other people a look-alike warning names (the nearest ones).
+LOOK_ALIKES_MAX = 5
 
 
 @dataclass
@@ -99,7 +103,9 @@ class Enrolment:
         policy: largest face by default), aligned and quality-checked; the accepted faces are then
         embedded in one batch and written together, so an exception leaves the database exactly as
         it was. An image whose bytes are already enrolled for this person is ``skipped``. The write
-        is audited (action ``enroll``, the new face ids) in the same transaction.
+        is audited (action ``enroll``, the new face ids) in the same transaction. A face nearer than
+        the (looser) identification threshold to another enrolled person is enrolled all the same, and
+        the report's ``look_alikes`` names that person with the distance: a warning, not a refusal.
 
         Args:
             name: the person's name, stored exactly (any characters but control characters).
@@ -169,19 +175,25 @@ class Enrolment:
         return PreparedEnrolment(name, outcomes, pending, vectors)
 
     def commit(self, prepared: "PreparedEnrolment", allow_duplicate: bool = False, actor: str = "library") -> EnrollReport:
-        """The writing half of :meth:`enroll`: the duplicate gate against the gallery as it is now, then
-        one transaction (images enrolled meanwhile by another writer come back ``skipped``)."""
+        """The writing half of :meth:`enroll`: the duplicate gate and the look-alike warning against the
+        gallery as it is now, then one transaction (images enrolled meanwhile by another writer come
+        back ``skipped``)."""
         name, outcomes, pending, vectors = prepared.name, list(prepared.outcomes), prepared.pending, prepared.vectors
+        look_alikes: list[LookAlike] = []
         if pending:
+            version, dim = model_of(self.verifier)
+            hits = self._search().top_people(vectors, LOOK_ALIKES_MAX + 1, "nearest", version, dim)  # + the person
             if not allow_duplicate:
-                self._check_duplicates(name, pending, vectors)
-            for p, face_id in zip(pending, self._write_faces(name, pending, vectors, actor)):
-                face = p.aligned.face.to_dict()
-                quality = p.aligned.quality.to_dict()
+                self._check_duplicates(name, pending, hits)
+            threshold = self._look_alike_threshold(hits)  # of the gallery as the search saw it, before the write
+            ids = self._write_faces(name, pending, vectors, actor)
+            look_alikes = self._look_alikes(name, pending, hits, threshold, [i is not None for i in ids])
+            for p, face_id in zip(pending, ids):
                 outcomes[p.index] = (
-                    ImageOutcome(p.label, "enrolled", "", p.sha256, face_id, face, quality) if face_id is not None
+                    ImageOutcome(p.label, "enrolled", "", p.sha256, face_id, p.aligned.face, p.aligned.quality)
+                    if face_id is not None
                     else ImageOutcome(p.label, "skipped", "already enrolled for this person", p.sha256))
-        return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None])
+        return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None], look_alikes=look_alikes)
 
     def _detect_all(self, todo: list[tuple[int, str, object, str]]) -> list[tuple]:
         """``(aligned face | None, error | None)`` of each ``(index, label, data, sha)``, two at a time.
@@ -212,8 +224,8 @@ class Enrolment:
         problem = self.quality_problem(aligned)
         if problem and not force:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
-            return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face.to_dict(),
-                                quality=aligned.quality.to_dict(), error=exc)
+            return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face, quality=aligned.quality,
+                                error=exc)
         pending.append(_Pending(i, label, sha, aligned))
         return None
 
@@ -230,10 +242,10 @@ class Enrolment:
         """The enrolment duplicate gate for the gallery as it is now (see :func:`~facever.gallery.duplicate_gate`)."""
         return self.thresholds.duplicate(self._search().counts(*model_of(self.verifier)))
 
-    def _check_duplicates(self, name: str, pending: list[_Pending], vectors: np.ndarray) -> None:
+    def _check_duplicates(self, name: str, pending: list[_Pending], hits: Hits) -> None:
         """Raise :class:`DuplicateIdentityError` if a new face is nearer than the duplicate gate to
-        another person (a strict per-comparison false-accept rate, scaled by the gallery size)."""
-        hits = self._search().top_people(vectors, 2, "nearest", *model_of(self.verifier))  # the nearest other is among 2
+        another person (a strict per-comparison false-accept rate, scaled by the gallery size).
+        ``hits``: each new face's nearest people (at least 2, so the nearest other is among them)."""
         if hits.counts.n_people == 0:
             return
         others = [next(((n, float(d)) for n, d in zip(names, dist) if n != name), (None, np.inf))
@@ -250,15 +262,40 @@ class Enrolment:
                 f"enroll them under that name; if {name!r} is someone else, pass --allow-duplicate "
                 f"(Python: allow_duplicate=True)")
 
+    def _look_alike_threshold(self, hits: Hits) -> float | None:
+        """The identification threshold (nearest-face scoring) for the gallery the search saw, as
+        :meth:`Gallery.threshold_for <facever.gallery.Gallery.threshold_for>` gives it; None when empty."""
+        if hits.counts.n_people == 0:
+            return None
+        version, dim = model_of(self.verifier)
+        return self.thresholds.identification(hits.counts, scoring="nearest",
+                                              gallery=gallery_matrix(self._search(), version, dim)).threshold
+
+    def _look_alikes(self, name: str, pending: list[_Pending], hits: Hits, threshold: float | None,
+                     written: list[bool]) -> list[LookAlike]:
+        """Other people within ``threshold`` (distance) of a written new face: one entry per person at
+        their smallest distance, nearest first, at most :data:`LOOK_ALIKES_MAX`; the person being
+        enrolled is never named. ``written``: per pending face, whether it was written."""
+        if threshold is None:
+            return []
+        nearest: dict[str, LookAlike] = {}
+        for p, names, dists, kept in zip(pending, hits.names, hits.distances, written):
+            for other, d in zip(names, map(float, dists)):
+                if kept and other != name and d <= threshold and (other not in nearest or d < nearest[other].distance):
+                    nearest[other] = LookAlike(other, d, float(threshold), p.label)
+        return sorted(nearest.values(), key=lambda a: a.distance)[:LOOK_ALIKES_MAX]
+
     def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray, actor: str) -> list[int | None]:
         """Write the accepted faces in one transaction; ids, None where another writer got there first."""
         version = self.verifier.model_version
         meta = _metadata_json(self.verifier)
+        embedder = self.verifier.embedder  # the crop geometry: the model's template and input size
         new = [repo.NewFace(crop_png=encode_png(p.aligned.crop), source=p.label, sha256=p.sha256,
                             box=[float(v) for v in p.aligned.face.box],
                             landmarks=np.asarray(p.aligned.face.landmarks, float).round(3).tolist(),
                             detector_score=float(p.aligned.face.score),
-                            quality={k: float(v) for k, v in asdict(p.aligned.quality).items()}) for p in pending]
+                            quality={k: float(v) for k, v in asdict(p.aligned.quality).items()},
+                            crop_template=embedder.template_name, crop_size=embedder.input_size) for p in pending]
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.db.write() as session:

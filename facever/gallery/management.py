@@ -78,7 +78,8 @@ class Management:
             return PersonDetail(person.name, _utc(person.created), faces)
 
     def face_crops(self, name: str) -> list[tuple[int, np.ndarray]]:
-        """The stored aligned crops of a person: ``(face id, (112, 112, 3) uint8 RGB)`` in enrolment order.
+        """The stored aligned crops of a person: ``(face id, (S, S, 3) uint8 RGB)`` in enrolment order, ``S``
+        each face's ``crop_size`` (150 for the default model's dlib crops).
 
         Raises :class:`PersonNotFoundError`, :class:`DatabaseError` (a damaged crop).
         """

@@ -3,9 +3,9 @@
 With open-set data in the model bundle (``metadata.open_set``, see :mod:`facever.open_set`), the
 identification threshold follows the gallery: it is the distance at which a stranger is named as
 *someone* with the target probability (FPIR, default the bundle's, 1%) given the number of enrolled
-people and faces. Without it, the model's fixed identification threshold (else its verification τ)
-is used as before, and the result says that the FPIR is unknown. A threshold given by the caller
-always wins.
+people and faces. Without it, the model's verification threshold τ is used, and the result's note
+says so and that the FPIR is unknown. A threshold given by the caller (``threshold=``, the CLI's
+``--threshold``) always wins and is reported as ``"fixed"``. These three are the only policies.
 
 Every choice states its footing (``calibration``): ``"shipped"`` (the model bundle's open-set data),
 ``"user-calibrated"`` (data fitted by ``facever calibrate --open-set`` on the user's own people) or
@@ -25,7 +25,7 @@ from typing import Any, Literal
 from facever import open_set as osm
 from facever.errors import ModelError
 
-Policy = Literal["open_set", "fixed", "identify_threshold", "tau"]
+Policy = Literal["open_set", "fixed", "tau"]
 Calibration = Literal["shipped", "gallery-adapted", "user-calibrated"]
 
 NO_OPEN_SET = ("this model has no open-set calibration, so the chance of naming a stranger is unknown and "
@@ -39,8 +39,7 @@ class ThresholdChoice:
     Attributes:
         threshold: distance in [0, 2].
         policy: ``"open_set"`` (from ``fpir_target`` and the gallery size), ``"fixed"`` (given by
-            the caller), ``"identify_threshold"`` / ``"tau"`` (no open-set data in the model: its
-            fixed identification threshold / its verification τ).
+            the caller) or ``"tau"`` (no open-set data in the model: its verification τ).
         expected_fpir: for identification, the probability that a stranger is named as someone in
             this gallery; for the duplicate gate, that one face of a distinct new person is refused.
             None when the model has no open-set data.
@@ -95,13 +94,6 @@ def open_set_data(metadata: Any) -> dict[str, Any] | None:
 
 def _rate(value: float) -> float:
     return float(f"{value:.6g}")
-
-
-def _fallback(metadata: Any, tau: float) -> tuple[float, Policy, str]:
-    calibrated = getattr(metadata, "identify_threshold", None) if metadata is not None else None
-    if calibrated is not None:
-        return float(calibrated.value), "identify_threshold", "the model's fixed identification threshold"
-    return float(tau), "tau", "the model's verification threshold τ"
 
 
 def base_calibration(data: dict[str, Any]) -> Calibration:
@@ -159,8 +151,8 @@ def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: 
     """The identification threshold for a gallery of ``n_people`` people with ``n_faces`` faces.
 
     Args:
-        metadata: the model bundle's metadata (its ``open_set`` and ``identify_threshold`` are used).
-        tau: the verifier's τ (last resort).
+        metadata: the model bundle's metadata (its ``open_set`` is used).
+        tau: the verifier's τ (the threshold of a model without open-set data).
         fpir: target FPIR in (0, 1); default: the open-set data's ``default_fpir``.
         threshold: a fixed threshold; overrides everything (its expected FPIR is still reported).
         scoring: person scoring of the search (``"mean3"`` makes the expected FPIR an upper bound).
@@ -185,8 +177,8 @@ def identification_threshold(metadata: Any, tau: float, n_faces: int, n_people: 
                              "threshold; give a fixed threshold (--threshold) or calibrate the model "
                              "(facever calibrate --open-set, or facever.open_set.impostor_distribution → "
                              "metadata.open_set)")
-        thr, policy, what = _fallback(metadata, tau)
-        return ThresholdChoice(thr, policy, None, None, n_people, n_faces, f"{what} is used; {NO_OPEN_SET}")
+        return ThresholdChoice(float(tau), "tau", None, None, n_people, n_faces,
+                               f"the model's verification threshold τ is used; {NO_OPEN_SET}")
     fit = gallery_fit(data, gallery) if n_people else None
     adapted = fit is not None and fit.in_use
     calibration: Calibration = "gallery-adapted" if adapted else base_calibration(data)
@@ -214,15 +206,12 @@ def duplicate_gate(metadata: Any, tau: float, n_faces: int, n_people: int) -> Th
 
     With open-set data: :func:`facever.open_set.duplicate_threshold` (per comparison 1e-6, lower in
     large galleries; ``expected_fpir`` is the chance that one face of a distinct person is refused).
-    Without: the stricter of the model's identification threshold and τ.
+    Without: the model's verification threshold τ.
     """
     data = open_set_data(metadata)
     if data is None:
-        thr, policy, what = _fallback(metadata, tau)
-        if policy == "identify_threshold" and thr > tau:
-            thr, policy, what = float(tau), "tau", "the model's verification threshold τ"
-        return ThresholdChoice(thr, policy, None, None, n_people, n_faces,
-                               f"{what} (no open-set calibration in this model)")
+        return ThresholdChoice(float(tau), "tau", None, None, n_people, n_faces,
+                               "the model's verification threshold τ (no open-set calibration in this model)")
     thr, refusal = osm.duplicate_threshold(data, n_faces, n_people)
     far = osm.far_at_distance(data, thr)
     return ThresholdChoice(round(float(thr), 6), "open_set", _rate(refusal), None, n_people, n_faces,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from facever.errors import DatabaseError, ImageError
+from facever.errors import DatabaseError, ImageError, ModelError
 from facever.store.schema import NAME_MAX_LENGTH
 
 
@@ -46,6 +46,27 @@ def decode_png(data: bytes) -> np.ndarray:
     if bgr is None:
         raise DatabaseError("a stored face crop is damaged (not a PNG image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def check_crop_templates(found: dict[str | None, tuple[int, int]], template: str, model_version: str) -> None:
+    """Refuse to re-embed stored crops aligned to another template than the model's.
+
+    Args:
+        found: crop template (None: not recorded) → ``(faces, lowest face id)`` of the crops to embed
+            (:func:`facever.store.repository.templates_without_embedding`).
+        template: the model's template (``metadata.alignment``); model_version: for the message.
+    Raises:
+        ModelError: some crops have another or an unrecorded template. Crops are never re-warped
+            between templates, nor is a template guessed from a crop's size.
+    """
+    other = sorted(((t, n, first) for t, (n, first) in found.items() if t != template), key=lambda x: x[2])
+    if not other:
+        return
+    parts = [f"{n} face(s) {'aligned to ' + repr(t) if t is not None else 'of unrecorded geometry'} "
+             f"(first face id {first})" for t, n, first in other]
+    raise ModelError(f"cannot re-embed stored crops with model {model_version}, which expects {template!r} crops: "
+                     f"{'; '.join(parts)}. Use a model of the crops' template, or remove those faces and enrol them "
+                     f"again from their photos")
 
 
 def _label(image, i: int) -> str:

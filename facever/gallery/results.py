@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from facever.errors import FaceverError
+
+if TYPE_CHECKING:
+    from facever.alignment import CropQuality
+    from facever.detection import Face
+
+
+def _dict(value: Any) -> Any:
+    """A typed part of a result (:class:`~facever.detection.Face`, :class:`~facever.alignment.CropQuality`)
+    as JSON-ready data, at the edge; None stays None."""
+    return None if value is None else value.to_dict()
 
 
 @dataclass(frozen=True)
@@ -25,14 +35,38 @@ class ImageOutcome:
     reason: str = ""
     sha256: str = ""
     face_id: int | None = None
-    face: dict[str, Any] | None = None
-    quality: dict[str, float] | None = None
+    face: Face | None = None
+    quality: CropQuality | None = None
     error: FaceverError | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"source": self.source, "status": self.status, "reason": self.reason, "sha256": self.sha256,
-                "face_id": self.face_id, "face": self.face, "quality": self.quality}
+                "face_id": self.face_id, "face": _dict(self.face), "quality": _dict(self.quality)}
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A warning, not a refusal: a newly enrolled face is within the identification threshold of
+    another, already enrolled person, so identification may name that person for this one.
+
+    Attributes:
+        name: the other person.
+        distance: the nearest new face's distance to that person's nearest face (in [0, 2]).
+        threshold: the identification threshold for the gallery as it was (the open-set one for its
+            size, see :meth:`Gallery.threshold_for <facever.gallery.Gallery.threshold_for>`).
+        source: the label of the new image that came nearest.
+    """
+
+    name: str
+    distance: float
+    threshold: float
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"name": self.name, "distance": round(self.distance, 6), "threshold": self.threshold,
+                "source": self.source}
 
 
 @dataclass
@@ -40,12 +74,14 @@ class EnrollReport:
     """Outcome of enrolling one person: one :class:`ImageOutcome` per image, in input order.
 
     ``error`` is set (and nothing was written) when :meth:`Gallery.enroll_dir` refused a whole
-    person, e.g. as a duplicate identity.
+    person, e.g. as a duplicate identity. ``look_alikes`` warns (nearest first) about other people
+    the enrolled faces are within the identification threshold of; they were enrolled all the same.
     """
 
     person: str
     outcomes: list[ImageOutcome] = field(default_factory=list)
     error: str | None = None
+    look_alikes: list[LookAlike] = field(default_factory=list)
 
     def _count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -73,7 +109,8 @@ class EnrollReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"person": self.person, "enrolled": self.enrolled, "skipped": self.skipped, "rejected": self.rejected,
-                "error": self.error, "images": [o.to_dict() for o in self.outcomes]}
+                "error": self.error, "images": [o.to_dict() for o in self.outcomes],
+                "look_alikes": [a.to_dict() for a in self.look_alikes]}
 
 
 @dataclass(frozen=True)
@@ -99,8 +136,7 @@ class IdentifyResult:
         model_version: the model that embedded the face.
         threshold_policy: how ``threshold`` was chosen (see :class:`~facever.gallery.ThresholdChoice`):
             ``"open_set"`` (from the target FPIR and this gallery's size), ``"fixed"`` (given by the
-            caller), ``"identify_threshold"`` or ``"tau"`` (the model has no open-set calibration:
-            its fixed identification threshold, else its verification τ).
+            caller) or ``"tau"`` (the model has no open-set calibration: its verification τ).
         expected_fpir: probability that a stranger (someone not enrolled) is named as someone at
             this threshold in this gallery; None when the model cannot tell (no open-set data).
         fpir_target: the FPIR asked for (``"open_set"`` policy only).
@@ -114,8 +150,8 @@ class IdentifyResult:
     distance: float | None
     threshold: float
     candidates: list[Candidate]
-    face: dict[str, Any] | None = None
-    quality: dict[str, float] | None = None
+    face: Face | None = None
+    quality: CropQuality | None = None
     scoring: str = "nearest"
     model_version: str = ""
     threshold_policy: str = "fixed"
@@ -139,7 +175,7 @@ class IdentifyResult:
                 "calibration": self.calibration, "fpir_spread": self.fpir_spread, "adaptation": self.adaptation,
                 "scoring": self.scoring,
                 "candidates": [{"person": c.person, "distance": round(c.distance, 6)} for c in self.candidates],
-                "face": self.face, "quality": self.quality, "model_version": self.model_version}
+                "face": _dict(self.face), "quality": _dict(self.quality), "model_version": self.model_version}
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,6 @@ class ThresholdPolicy:
         """The model's verification threshold τ (distance)."""
         return float(self._verifier().threshold)
 
-    @property
-    def fixed_identify_threshold(self) -> float:
-        """The model's fixed identification threshold (its calibrated one, else τ)."""
-        calibrated = getattr(self.metadata, "identify_threshold", None)
-        return float(calibrated.value) if calibrated is not None else self.tau
-
     def identification(self, counts: GalleryCounts, *, fpir: float | None = None, threshold: float | None = None,
                        scoring: str = "nearest", gallery: Any = None) -> ThresholdChoice:
         """The identification threshold for a gallery of ``counts`` (see

@@ -57,7 +57,7 @@ async def verify_person(request: Request, person: str, image: UploadFile = File(
             _check_same_face(state.verifier, live[1], emb)
         with state.gallery_lock:
             state.gallery.sync()
-            return state.gallery.compare_person(emb, name, faces=[aligned.face.to_dict()])
+            return state.gallery.compare_person(emb, name, faces=[aligned.face])
 
     result = await state.limiter.run(work)
     body = {**result.to_dict(), "person": name, "inputs": [label]}
@@ -101,7 +101,7 @@ async def identify(request: Request, image: UploadFile = File(...),
     def work():  # in a worker thread: nothing here blocks the event loop
         with state.gallery_lock:  # fail early (e.g. fpir without open-set data) before the expensive part
             gallery.threshold_for(fpir=fpir)
-        aligned = state.verifier.embedder.find_faces(data, policy=faces, name=label)
+        aligned = state.verifier.embedder.find_faces(data, faces=faces, name=label)
         emb = state.verifier.embedder.embed_crops(np.stack([a.crop for a in aligned]))
         with state.gallery_lock:
             gallery.sync()
@@ -123,7 +123,8 @@ async def enroll(request: Request, person: str, images: list[UploadFile] = File(
                  caller: Caller = Depends(require("enroll"))) -> JSONResponse:
     """Enrol 1–20 photos in one transaction; the report gives each image's outcome
     (enrolled / skipped / rejected with the reason). A face matching another enrolled person is
-    refused (409 ``duplicate_identity``) unless ``allow_duplicate``."""
+    refused (409 ``duplicate_identity``) unless ``allow_duplicate``; one merely within the
+    identification threshold of another person is enrolled, and ``look_alikes`` warns about it."""
     state = _state(request)
     name = person_name(person)
     if len(images) > MAX_ENROL_IMAGES:

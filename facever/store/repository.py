@@ -112,7 +112,9 @@ def person_hashes(session: Session, person_id: int) -> set[str]:
 
 @dataclass
 class NewFace:
-    """A face to store: the PNG crop and what was measured on the source image."""
+    """A face to store: the PNG crop, its geometry (``crop_template``, a key of
+    :data:`facever.alignment.TEMPLATES`, and ``crop_size``, its side in pixels; None: unknown) and
+    what was measured on the source image."""
 
     crop_png: bytes
     source: str
@@ -121,11 +123,15 @@ class NewFace:
     landmarks: list[list[float]]
     detector_score: float
     quality: dict[str, float] = field(default_factory=dict)
+    crop_template: str | None = None
+    crop_size: int | None = None
 
 
 def add_face(session: Session, person_id: int, face: NewFace, model_version: str, vector: np.ndarray) -> int:
     """Insert a face and its embedding by ``model_version``; return the new face id."""
-    row = FaceRow(person_id=person_id, crop=face.crop_png, source=face.source, sha256=face.sha256,
+    size = None if face.crop_size is None else int(face.crop_size)
+    row = FaceRow(person_id=person_id, crop=face.crop_png, crop_template=face.crop_template, crop_size=size,
+                  source=face.source, sha256=face.sha256,
                   box=face.box, landmarks=face.landmarks, detector_score=float(face.detector_score),
                   face_size=float(face.quality.get("face_size", 0.0)),
                   sharpness=float(face.quality.get("sharpness", 0.0)),
@@ -196,6 +202,21 @@ def crops(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes]]:
     """``(face id, PNG crop)`` of the given faces that still exist, by id."""
     return list(session.execute(select(FaceRow.id, FaceRow.crop).where(FaceRow.id.in_(list(face_ids)))
                                 .order_by(FaceRow.id)).all())
+
+
+def crops_with_template(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes, str | None]]:
+    """``(face id, PNG crop, crop template)`` of the given faces that still exist, by id."""
+    return list(session.execute(select(FaceRow.id, FaceRow.crop, FaceRow.crop_template)
+                                .where(FaceRow.id.in_(list(face_ids))).order_by(FaceRow.id)).all())
+
+
+def templates_without_embedding(session: Session, model_version: str) -> dict[str | None, tuple[int, int]]:
+    """Crop template (None: unknown) → ``(faces, lowest face id)`` among faces without an embedding by
+    ``model_version``: what a reindex would have to embed."""
+    has = select(EmbeddingRow.face_id).where(EmbeddingRow.model_version == model_version)
+    rows = session.execute(select(FaceRow.crop_template, func.count(FaceRow.id), func.min(FaceRow.id))
+                           .where(FaceRow.id.not_in(has)).group_by(FaceRow.crop_template)).all()
+    return {template: (int(n), int(first)) for template, n, first in rows}
 
 
 # -- embeddings and models ----------------------------------------------------------------------

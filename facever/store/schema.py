@@ -1,9 +1,11 @@
 """The gallery's tables (SQLAlchemy 2 ORM).
 
 * ``people``: one row per enrolled person (unique ``name``, stored exactly as given).
-* ``faces``: one enrolled face: its 112×112 aligned crop as PNG bytes (so any later model can
-  re-embed it), the source label (path or name), the SHA-256 of the source image bytes (enrolment is
-  idempotent per person and image content), box and landmarks in source-image pixels, quality figures.
+* ``faces``: one enrolled face: its aligned crop as PNG bytes in the enrolling model's geometry,
+  with that geometry's template name and side in pixels (``crop_template``, ``crop_size``: ``"dlib"``
+  and 150 for the default model), so a later model of the same template can re-embed it; the source
+  label (path or name), the SHA-256 of the source image bytes (enrolment is idempotent per person and
+  image content), box and landmarks in source-image pixels, quality figures.
 * ``embeddings``: one vector per face *and model version* (float32 little-endian bytes, ``dim``
   values); vectors of different model versions are never compared.
 * ``models``: every model version that wrote embeddings, with its bundle metadata.
@@ -67,9 +69,12 @@ class PersonRow(Base):
 class FaceRow(Base):
     """One enrolled face image of a person.
 
-    ``box`` is ``[x1, y1, x2, y2]`` and ``landmarks`` ``[[x, y] × 5]`` in source-image pixels (left
-    eye, right eye, nose, left and right mouth corners); ``face_size`` is in pixels, ``sharpness`` the
-    Laplacian variance of the grey crop, ``frontality`` in [0, 1].
+    ``crop`` is a ``crop_size``×``crop_size`` PNG aligned to template ``crop_template`` (a key of
+    :data:`facever.alignment.TEMPLATES`); both are None for faces stored before migration 0005 whose
+    geometry could not be told from the crop. ``box`` is ``[x1, y1, x2, y2]`` and ``landmarks``
+    ``[[x, y] × 5]`` in source-image pixels (left eye, right eye, nose, left and right mouth corners);
+    ``face_size`` is in pixels, ``sharpness`` the Laplacian variance of the grey crop, ``frontality``
+    in [0, 1].
     """
 
     __tablename__ = "faces"
@@ -78,6 +83,8 @@ class FaceRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     crop: Mapped[bytes] = mapped_column(LargeBinary)
+    crop_template: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    crop_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(Text, default="")
     sha256: Mapped[str] = mapped_column(String(64))
     box: Mapped[list[float]] = mapped_column(JSON)

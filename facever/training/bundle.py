@@ -3,8 +3,10 @@
 :class:`TrainableBundle` couples a Keras model with its :class:`~facever.bundle.BundleMetadata`.
 ``save`` writes ``model.keras`` (for further training), exports ``encoder.onnx`` (what inference
 runs, :mod:`facever.training.export`) and ``metadata.json``, into a temporary directory that then
-replaces the target, so a failed save never leaves a half-written bundle. The inference side reads
-bundles with :func:`facever.bundle.load_bundle` and never imports this module.
+replaces the target, so a failed save never leaves a half-written bundle. A compact (``half``)
+bundle keeps its weights once, in ``encoder.onnx``, when the network can be rebuilt from the graph
+(:mod:`facever.training.onnx_weights`: the shipped dlib ResNet), else in ``weights.npz`` too. The
+inference side reads bundles with :func:`facever.bundle.load_bundle` and never imports this module.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from facever.bundle import (ENCODER_FILE, METADATA_FILE, MODEL_FILE, BundleMetad
 from facever.errors import ModelError, NoModelError
 
 #: Compact trainable weights: float16 arrays ``w0000``, ``w0001``... in ``model.get_weights()`` order.
+#: Written only for networks that cannot be rebuilt from their ONNX graph (see ``save``).
 WEIGHTS_FILE = "weights.npz"
 
 __all__ = ["TrainableBundle", "load_trainable", "WEIGHTS_FILE", "BundleMetadata", "Threshold", "read_metadata", "file_version",
@@ -28,20 +31,25 @@ __all__ = ["TrainableBundle", "load_trainable", "WEIGHTS_FILE", "BundleMetadata"
 
 
 class TrainableBundle:
-    """A Keras ``model`` (float32 unit embeddings) with its ``metadata``; ``version`` once saved."""
+    """A Keras ``model`` (float32 unit embeddings) with its ``metadata``; ``version`` once saved;
+    ``half``: loaded from a compact (float16) bundle, so saved compact again by fine-tuning."""
 
-    def __init__(self, model, metadata: BundleMetadata, path: Path | None = None, version: str = "") -> None:
+    def __init__(self, model, metadata: BundleMetadata, path: Path | None = None, version: str = "",
+                 half: bool = False) -> None:
         self.model = model
         self.metadata = metadata
         self.path = path
         self.version = version
+        self.half = half
 
     def save(self, directory: str | os.PathLike[str], half: bool = False) -> str:
         """Write the bundle to ``directory`` atomically (created or replaced); return the version.
 
-        With ``half`` the weights are rounded to float16 and stored compactly: ``weights.npz``
-        (float16 arrays, rebuilt on the named architecture) instead of ``model.keras``, and float16
-        initializers in ``encoder.onnx``: half the size (what the shipped model uses).
+        With ``half`` the weights are rounded to float16 and stored compactly, without
+        ``model.keras``: as float16 initializers in ``encoder.onnx``, from which
+        :func:`load_trainable` rebuilds the Keras model exactly (what the shipped model uses; see
+        :func:`~facever.training.onnx_weights.derivable`); a network that cannot be rebuilt from its
+        graph (trainable batch-norms) also gets ``weights.npz`` (float16 arrays).
         """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -50,9 +58,12 @@ class TrainableBundle:
         tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=directory.parent))
         try:
             if half:
+                from facever.training.onnx_weights import derivable
+
                 round_weights_to_half(self.model)
-                weights = self.model.get_weights()
-                np.savez(tmp / WEIGHTS_FILE, **{f"w{i:04d}": w.astype(np.float16) for i, w in enumerate(weights)})
+                if not derivable(self.model):
+                    weights = self.model.get_weights()
+                    np.savez(tmp / WEIGHTS_FILE, **{f"w{i:04d}": w.astype(np.float16) for i, w in enumerate(weights)})
             else:
                 self.model.save(tmp / MODEL_FILE)
             export_encoder(self.model, tmp / ENCODER_FILE, half=half)
@@ -65,6 +76,7 @@ class TrainableBundle:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.path = directory
+        self.half = half
         self.version = model_version(directory / ENCODER_FILE, self.metadata)
         return self.version
 
@@ -76,19 +88,30 @@ class TrainableBundle:
 
 
 def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
-    """Load ``model.keras`` (Keras safe mode) and the metadata of a bundle, for training or export.
+    """Load a bundle's trainable Keras model and metadata, for training or export.
+
+    The model comes from ``model.keras`` (Keras safe mode), else from ``weights.npz``, else it is
+    rebuilt from ``encoder.onnx`` (:func:`~facever.training.onnx_weights.keras_from_onnx`; the
+    shipped model, whose graph holds its only copy of the weights).
 
     Raises:
-        NoModelError: no bundle or no ``model.keras`` there.
-        ModelError: unreadable metadata or model.
+        NoModelError: no bundle, or none of those files there.
+        ModelError: unreadable metadata or model, or a graph this architecture cannot be rebuilt from.
     """
     directory, metadata = open_bundle(directory)
     model_file = directory / MODEL_FILE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    half = not model_file.is_file()
     if (directory / WEIGHTS_FILE).is_file() and not model_file.is_file():
         model = _from_weights(directory / WEIGHTS_FILE, metadata)
+    elif not model_file.is_file() and (directory / ENCODER_FILE).is_file():
+        from facever.training.onnx_weights import graph_is_half, keras_from_onnx
+
+        model = keras_from_onnx(directory / ENCODER_FILE, metadata)
+        half = graph_is_half(directory / ENCODER_FILE)
     elif not model_file.is_file():
-        raise NoModelError(f"{directory}: no trainable model here (missing {MODEL_FILE} or {WEIGHTS_FILE})")
+        raise NoModelError(f"{directory}: no trainable model here (missing {MODEL_FILE}, {WEIGHTS_FILE} "
+                           f"and {ENCODER_FILE})")
     else:
         import keras
 
@@ -100,7 +123,7 @@ def load_trainable(directory: str | os.PathLike[str]) -> TrainableBundle:
     if out_dim != metadata.embedding_dim:
         raise ModelError(f"{directory}: model outputs {out_dim} dims but metadata says {metadata.embedding_dim}")
     version = model_version(directory / ENCODER_FILE, metadata) if (directory / ENCODER_FILE).is_file() else ""
-    return TrainableBundle(model, metadata, directory, version)
+    return TrainableBundle(model, metadata, directory, version, half=half)
 
 
 def _from_weights(path: Path, metadata: BundleMetadata):

@@ -75,8 +75,9 @@ def set_threshold(metadata: BundleMetadata, emb_a: np.ndarray, emb_b: np.ndarray
 
 def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: str,
                      target_far: float = 1e-3, seed: int = 0, target_fpir: float = 0.01) -> dict:
-    """Set τ (for ``target_far``), its FAR/FRR, the logistic head and the open-set identification
-    threshold (for ``target_fpir``, the false positive identification rate) from calibration embeddings.
+    """Set τ (for ``target_far``), its FAR/FRR and the logistic head from calibration embeddings, and
+    measure the identification threshold for ``target_fpir`` (the false positive identification rate)
+    as a calibration figure (identification itself uses the open-set data, else τ).
 
     Args:
         bundle: a :class:`~facever.training.bundle.TrainableBundle` (metadata updated in place).
@@ -94,12 +95,10 @@ def calibrate_bundle(bundle, emb: np.ndarray, labels: np.ndarray, description: s
                "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "set": description}
     try:
         ident = calibrate_identify_threshold(emb, labels, target_fpir=target_fpir, description=description, seed=seed)
-    except ValueError as exc:  # too few held-out people to resolve the FPIR: keep τ as the fallback
-        meta.identify_threshold = None
+    except ValueError as exc:  # too few held-out people to resolve the FPIR
         figures["identify_threshold"] = None
         figures["identify_note"] = str(exc)
     else:
-        meta.identify_threshold = ident
         figures.update({"identify_threshold": ident.value, "identify_fpir": ident.far, "identify_fnir": ident.frr,
                         "identify_n_known_probes": ident.n_genuine, "identify_n_unknown_probes": ident.n_impostor})
     meta.figures["calibration"] = figures

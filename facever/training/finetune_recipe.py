@@ -55,7 +55,7 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     Raises ``ValueError`` for unusable data (too few people, no face found).
     """
     from facever import config as fv_config
-    from facever.training.bundle import WEIGHTS_FILE, load_trainable
+    from facever.training.bundle import load_trainable
     from facever.training.calibration import calibrate_bundle
 
     config = config or FinetuneConfig()
@@ -94,7 +94,7 @@ def finetune_from_folders(init: str | os.PathLike[str] | None, folders: Sequence
     from facever.open_set import impostor_distribution
 
     meta.open_set = impostor_distribution(emb, val_labels, description=description, default_fpir=target_fpir)
-    version = start.save(out, half=(init_dir / WEIGHTS_FILE).is_file())
+    version = start.save(out, half=start.half)  # compact in, compact out (the shipped model is)
     return {"bundle": str(out), "version": version, "images": len(dataset), "photos_without_face": int((~ok).sum()),
             "train_people": meta.training["data"]["train_people"], "val_people": len(val_people),
             "before": history[0].val, "after": tuner.best["val"], "best_epoch": tuner.best["epoch"],

@@ -230,7 +230,25 @@ function showReport(r) {
     status.dataset.testid = "enrol-report-status";
     row.insertCell().textContent = img.reason || "";
   }
+  showLookAlikes(r);
   $("enrol-result").hidden = false;
+}
+
+/** A warning line per other enrolled person the new faces are within the identification threshold of. */
+function showLookAlikes(r) {
+  const list = $("enrol-lookalikes");
+  list.replaceChildren();
+  for (const a of Array.isArray(r.look_alikes) ? r.look_alikes : []) {
+    const d = Number(a.distance).toFixed(3);
+    const t = Number(a.threshold).toFixed(3);
+    list.append(el("li", {
+      testid: "enrol-lookalike",
+      text: `Warning: ${a.source || "a photo"} looks like ${a.name}, who is already enrolled (distance ${d}, `
+        + `identification threshold ${t}). Identify may name ${a.name} for ${r.person}; `
+        + "if they are one person, enrol the photos under one name.",
+    }));
+  }
+  list.hidden = !list.children.length;
 }
 
 function resetForm() {
