@@ -12,8 +12,6 @@ inference side reads bundles with :func:`facever.bundle.load_bundle` and never i
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +50,10 @@ class TrainableBundle:
         graph (trainable batch-norms) also gets ``weights.npz`` (float16 arrays).
         """
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
+        from facever.training.atomic import atomic_directory
         from facever.training.export import export_encoder, round_weights_to_half
 
-        tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=directory.parent))
-        try:
+        with atomic_directory(directory) as tmp:
             if half:
                 from facever.training.onnx_weights import derivable
 
@@ -68,13 +65,6 @@ class TrainableBundle:
                 self.model.save(tmp / MODEL_FILE)
             export_encoder(self.model, tmp / ENCODER_FILE, half=half)
             write_metadata(tmp, self.metadata)
-            os.chmod(tmp, 0o755)
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.path = directory
         self.half = half
         self.version = model_version(directory / ENCODER_FILE, self.metadata)

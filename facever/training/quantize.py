@@ -335,13 +335,12 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
     from facever.embedding import FaceEmbedder
     from facever.open_set import impostor_distribution
     from facever.runtime import OnnxEncoder
+    from facever.training.atomic import atomic_directory
     from facever.training.calibration import calibrate_bundle
 
     src = load_bundle(src_dir)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:
         meta = src.metadata
         settings = quantize_encoder(Path(src_dir) / ENCODER_FILE, tmp / ENCODER_FILE, train_crops,
                                     meta.view_zooms, bool(meta.flip_tta))
@@ -361,13 +360,6 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
             **settings, "source_model_version": src.version, "calibration_set_crops": int(len(calib_crops)),
             **(provenance or {})}}
         write_metadata(tmp, meta)
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"version": model_version(out_dir / ENCODER_FILE, meta), "source_version": src.version,
             "calibration": figures, "quantization": meta.training["quantization"]}
 
