@@ -69,6 +69,10 @@ def check(db: Optional[str] = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
         if report.counts:
             out.print("rows      " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
             out.print("models    " + (", ".join(f"{k} ({v} vectors)" for k, v in report.model_versions.items()) or "-"))
+            out.print("crops     " + (", ".join(f"{k} ({v} faces)" for k, v in report.crop_templates.items()) or "-"))
+        if report.crop_templates.get("unknown"):
+            out.print(f"note      {report.crop_templates['unknown']} face(s) have no recorded crop template: "
+                      "`facever reindex` cannot re-embed them (enrol their photos again)", style="dim")
         for version, n in report.faces_missing_embeddings.items():
             out.print(f"note      {n} face(s) have no vector by model {version}", style="dim")
         if report.vector_search:

@@ -21,7 +21,8 @@ from facever.store.session import alembic_config
 def _face(sha: str = "a" * 64) -> repo.NewFace:
     return repo.NewFace(crop_png=b"\x89PNG fake crop", source="x.jpg", sha256=sha, box=[0, 0, 10, 10],
                         landmarks=[[1, 2]] * 5, detector_score=0.9,
-                        quality={"face_size": 50.0, "sharpness": 20.0, "frontality": 1.0})
+                        quality={"face_size": 50.0, "sharpness": 20.0, "frontality": 1.0},
+                        crop_template="arcface", crop_size=112)
 
 
 def _populate(db: Database, people=("ann", "bob"), faces_each=2) -> None:
@@ -207,6 +208,7 @@ def test_check_reports_counts_versions_and_health(db_url):
     assert report.ok, report.problems
     assert report.counts == {"people": 2, "faces": 4, "embeddings": 4, "models": 1}
     assert report.model_versions == {"v1": 4} and report.revision == report.head
+    assert report.crop_templates == {"arcface": 4}
     if db_url.startswith("sqlite"):
         assert report.integrity == ["ok"] and report.foreign_key_violations == 0
     else:
@@ -229,6 +231,7 @@ def test_check_finds_orphans_and_missing_vectors(tmp_path):
     assert not report.ok
     assert report.orphans["faces_without_person"] == 1 and report.foreign_key_violations == 1
     assert report.faces_missing_embeddings == {"v1": 1}
+    assert report.crop_templates == {"arcface": 4, "unknown": 1}
     assert any("faces without person" in p for p in report.problems)
 
 

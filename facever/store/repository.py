@@ -331,7 +331,8 @@ class CheckReport:
     """Health of a gallery database (see :func:`check_database`).
 
     ``integrity`` holds SQLite's ``PRAGMA integrity_check`` lines (``["ok"]`` when sound; None on
-    other backends); ``vector_search`` says whether search runs in the database (pgvector) or in
+    other backends); ``crop_templates`` counts faces per stored crop template (``"unknown"``: none
+    recorded, which ``facever reindex`` refuses to re-embed); ``vector_search`` says whether search runs in the database (pgvector) or in
     memory, and why (:meth:`facever.store.vectors.VectorSupport.to_dict`); ``problems`` lists
     everything that needs fixing (empty when healthy).
     """
@@ -347,6 +348,7 @@ class CheckReport:
     model_versions: dict[str, int] = field(default_factory=dict)
     faces_missing_embeddings: dict[str, int] = field(default_factory=dict)
     people_without_faces: int = 0
+    crop_templates: dict[str, int] = field(default_factory=dict)
     vector_search: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -361,8 +363,15 @@ class CheckReport:
                 "head": self.head, "integrity": self.integrity, "foreign_key_violations": self.foreign_key_violations,
                 "counts": self.counts, "orphans": self.orphans, "model_versions": self.model_versions,
                 "faces_missing_embeddings": self.faces_missing_embeddings,
-                "people_without_faces": self.people_without_faces, "vector_search": self.vector_search,
+                "people_without_faces": self.people_without_faces, "crop_templates": self.crop_templates,
+                "vector_search": self.vector_search,
                 "problems": self.problems}
+
+
+def crop_templates(session: Session) -> dict[str, int]:
+    """Faces per stored crop template (``"unknown"``: none recorded, e.g. a crop size no template has)."""
+    rows = session.execute(select(FaceRow.crop_template, func.count(FaceRow.id)).group_by(FaceRow.crop_template)).all()
+    return {template or "unknown": int(n) for template, n in rows}
 
 
 def check_database(db: "Database") -> CheckReport:
@@ -397,6 +406,7 @@ def check_database(db: "Database") -> CheckReport:
         report.model_versions = model_versions(session)
         report.faces_missing_embeddings = faces_missing_embeddings(session)
         report.people_without_faces = people_without_faces(session)
+        report.crop_templates = crop_templates(session)
     for key, n in report.orphans.items():
         if n:
             report.problems.append(f"{n} {key.replace('_', ' ')}")
