@@ -28,7 +28,7 @@ from bench_embed import embed_facever_images, embed_peer
 
 SPLITS = REPO / "facever" / "training" / "splits"
 DOMAINS = ("pins", "bollywood")
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
+from facever.training.landmarks import EXTENSIONS  # noqa: E402  (the images the model's recipe reads)
 
 
 def heldout_images(data_root: Path, per_person: int | None) -> tuple[list[str], np.ndarray, np.ndarray]:

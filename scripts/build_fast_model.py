@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_dlib import DATASETS, split_people  # noqa: E402
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".pgm", ".bmp"}
+from facever.training.landmarks import EXTENSIONS  # noqa: E402  (the images the default model's recipe reads)
 
 
 def image_lists(data_root: Path, people: dict[str, set[str]]) -> dict[str, dict[str, list[str]]]:

@@ -27,3 +27,19 @@ def test_a_failed_build_leaves_the_old_folder_and_no_temporary_one(tmp_path):
             raise RuntimeError("export failed")
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_a_file_is_moved_into_place_only_when_written_whole(tmp_path):
+    import numpy as np
+
+    from facever.training.atomic import atomic_file
+
+    out = tmp_path / "sub" / "cache.npz"
+    with atomic_file(out, ".npz") as tmp:
+        np.savez(tmp, x=np.arange(3))                   # np.savez keeps a name that ends in .npz
+    assert np.load(out)["x"].tolist() == [0, 1, 2]
+    with pytest.raises(OSError):
+        with atomic_file(out, ".npz") as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError("disk full")
+    assert np.load(out)["x"].tolist() == [0, 1, 2] and sorted(p.name for p in out.parent.iterdir()) == ["cache.npz"]

@@ -366,6 +366,26 @@ def test_reindex_refuses_crops_of_another_template(sqlite_url):
         assert g.reindex().embedded == 3 and g.identify(img(1, 3))[0].person == "ann"
 
 
+def test_reindex_checks_each_batch_for_crops_stored_after_its_first_check(sqlite_url, monkeypatch):
+    """A crop of another template stored by another writer after reindex's first check is refused
+    when its batch is read (the first check is replaced by one that saw nothing to refuse)."""
+    from facever.errors import ModelError
+    from facever.store import repository as repo
+
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-1")) as g:
+        g.enroll("ann", [img(1, 1)])
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-1")) as g:
+        g.enroll("bob", [img(2, 1)])
+        with g.db.write() as s:
+            s.execute(FaceRow.__table__.update().where(FaceRow.id == 2).values(crop_template="dlib"))
+    monkeypatch.setattr(repo, "templates_without_embedding", lambda session, version: {})
+    with Gallery(sqlite_url, verifier=numpy_verifier("np-2", seed=2)) as g:
+        with pytest.raises(ModelError, match=r"1 face\(s\) aligned to 'dlib' \(first face id 2\)"):
+            g.reindex(batch_size=1)
+        with g.db.read() as s:  # ann's batch went in; bob's was refused
+            assert s.query(repo.EmbeddingRow).filter_by(model_version="np-2").count() == 1
+
+
 def test_people_listing_needs_no_model(sqlite_url, monkeypatch, tmp_path):
     with Gallery(sqlite_url, verifier=numpy_verifier()) as g:
         g.enroll("ann", [img(1, 1)])

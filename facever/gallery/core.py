@@ -33,7 +33,7 @@ from facever.gallery.backends import open_backend
 from facever.gallery.index import INDEX_MODES, IndexMode, IndexStatus, IndexUnavailableError, SearchBackend, model_of
 from facever.gallery.management import Management
 from facever.gallery.policy import ThresholdChoice, gallery_matrix
-from facever.gallery.records import _metadata_json, check_crop_templates, decode_png
+from facever.gallery.records import _metadata_json, check_crop_templates, decode_png, templates_of
 from facever.gallery.results import (Candidate, EnrollReport, FaceSummary, IdentifyResult, PersonDetail,
                                      PersonSummary, ReindexReport)
 from facever.gallery.search import Scoring
@@ -447,9 +447,8 @@ class Gallery:
             rows: list[tuple[int, bytes, str | None]] = []
             if chunk:
                 with self.db.read() as session:
-                    rows = repo.crops_with_template(session, chunk)
-                    if any(t != template for _, _, t in rows):  # stored since the check above
-                        check_crop_templates(repo.templates_without_embedding(session, version), template, version)
+                    rows = repo.crops(session, chunk)
+                check_crop_templates(templates_of(rows), template, version)  # faces stored since the check above
             vectors = (self.verifier.embedder.embed_crops(np.stack([decode_png(c) for _, c, _ in rows]), template)
                        if rows else None)
             if rows or (prune and last):

@@ -86,7 +86,7 @@ class Management:
         with self.db.read() as session:
             person = repo.require_person(session, name)
             ids = [f.id for f, _versions in repo.person_faces(session, person.id)]
-            rows = dict(repo.crops(session, ids))
+            rows = {face_id: crop for face_id, crop, _template in repo.crops(session, ids)}
         return [(i, decode_png(rows[i])) for i in ids if i in rows]
 
     def rename(self, old: str, new: str, actor: str = "library") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,6 +46,16 @@ def decode_png(data: bytes) -> np.ndarray:
     if bgr is None:
         raise DatabaseError("a stored face crop is damaged (not a PNG image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def templates_of(rows: Sequence[tuple[int, bytes, str | None]]) -> dict[str | None, tuple[int, int]]:
+    """Crop template → ``(faces, lowest face id)`` of ``(face id, crop, template)`` rows
+    (:func:`facever.store.repository.crops`), the form :func:`check_crop_templates` takes."""
+    out: dict[str | None, tuple[int, int]] = {}
+    for face_id, _crop, template in rows:
+        n, first = out.get(template, (0, face_id))
+        out[template] = (n + 1, min(first, face_id))
+    return out
 
 
 def check_crop_templates(found: dict[str | None, tuple[int, int]], template: str, model_version: str) -> None:

@@ -198,14 +198,8 @@ def face_ids_without_embedding(session: Session, model_version: str) -> list[int
     return list(session.scalars(select(FaceRow.id).where(FaceRow.id.not_in(has)).order_by(FaceRow.id)).all())
 
 
-def crops(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes]]:
-    """``(face id, PNG crop)`` of the given faces that still exist, by id."""
-    return list(session.execute(select(FaceRow.id, FaceRow.crop).where(FaceRow.id.in_(list(face_ids)))
-                                .order_by(FaceRow.id)).all())
-
-
-def crops_with_template(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes, str | None]]:
-    """``(face id, PNG crop, crop template)`` of the given faces that still exist, by id."""
+def crops(session: Session, face_ids: Sequence[int]) -> list[tuple[int, bytes, str | None]]:
+    """``(face id, PNG crop, crop template or None)`` of the given faces that still exist, by id."""
     return list(session.execute(select(FaceRow.id, FaceRow.crop, FaceRow.crop_template)
                                 .where(FaceRow.id.in_(list(face_ids))).order_by(FaceRow.id)).all())
 

@@ -1,7 +1,7 @@
-"""Write a whole folder atomically: build it beside its final place, then swap it in.
+"""Write a file or a whole folder atomically: build it beside its final place, then swap it in.
 
-A reader sees either the old folder or the complete new one, never a half-written bundle; a failed
-build removes its temporary folder and leaves the old one as it was.
+A reader sees either the old one or the complete new one, never a half-written file or bundle; a
+failed write removes its temporary copy and leaves the old one as it was.
 """
 
 from __future__ import annotations
@@ -12,6 +12,20 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (ending in ``suffix``, e.g. ``".npz"`` for writers that
+    add one); when the block ends without an error it is moved onto ``path``, otherwise removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

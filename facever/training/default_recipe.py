@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from facever.training.atomic import atomic_file
 from facever.training.default_data import (DATASETS, check_data_root, heldout_people, load_crops,  # noqa: F401
                                            split_people)
 
@@ -97,18 +97,6 @@ class WorkDir:
         return self.root / "assembled.json"
 
 
-@contextmanager
-def _atomic(path: Path, suffix: str = "") -> Iterator[Path]:
-    """A temporary path beside ``path`` (ending in ``suffix``), moved onto ``path`` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp{suffix}"  # created by the writer: the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _fresh_keras() -> None:
     """Start a step's Keras state afresh, as in a new process (the steps were separate scripts)."""
     import keras
@@ -135,7 +123,7 @@ def detect(data_root: str | os.PathLike[str], work: str | os.PathLike[str], repo
         cache = detect_landmarks(Path(data_root) / DATASETS[ds], detector,
                                  progress=lambda done, total, found: report(
                                      BuildEvent(step, "progress", done, total, f"{found} faces")))
-        with _atomic(target, ".npz") as tmp:
+        with atomic_file(target, ".npz") as tmp:
             save_landmarks(tmp, cache)
         found = cache["found"]
         report(BuildEvent(step, "done", int(found.sum()), len(found),
@@ -173,13 +161,13 @@ def prepare(data_root: str | os.PathLike[str], landmark_dir: str | os.PathLike[s
         crops, labels, keys = load_crops(data_root, landmark_dir, parts[part])
         feats = precompute(trunk, crops, zooms=tuple(zooms),
                            progress=lambda done, total: report(BuildEvent(step, "progress", done, total)))
-        with _atomic(meta_path, ".npz") as tmp:
+        with atomic_file(meta_path, ".npz") as tmp:
             np.savez(tmp, labels=labels, keys=np.array(keys))
-        with _atomic(feats_path, ".npy") as tmp:
+        with atomic_file(feats_path, ".npy") as tmp:
             np.save(tmp, feats)
         report(BuildEvent(step, "done", len(keys), len(keys), f"{len(keys)} images, {labels.max() + 1} people, "
                           f"features {feats.shape} in {time.time() - t0:.0f}s"))
-    with _atomic(features_dir / "split.json") as tmp:
+    with atomic_file(features_dir / "split.json") as tmp:
         tmp.write_text(json.dumps({k: {d: sorted(v) for d, v in p.items()} for k, p in parts.items()}))
 
 
@@ -228,7 +216,7 @@ def finetune(features_dir: str | os.PathLike[str], name: str = RUN_NAME, val_par
         report(BuildEvent("fine-tuning", "progress", r.epoch, cfg.epochs, json.dumps(figures)))
 
     tuner.fit(on_epoch=on_epoch)
-    with _atomic(out / "model.keras", ".keras") as tmp:
+    with atomic_file(out / "model.keras", ".keras") as tmp:
         model.save(tmp)
     history.write_text(json.dumps({"config": cfg.to_json(), "best_epoch": tuner.best["epoch"],
                                    "best_val": tuner.best["val"], "history": [h.__dict__ for h in tuner.history]},
@@ -340,7 +328,7 @@ def embed(data_root: str | os.PathLike[str], work: str | os.PathLike[str], bundl
         report(BuildEvent(step, "start"))
         cache = embed_cached(Path(data_root) / DATASETS[ds], load_landmarks(wd.landmarks / f"{ds}.npz"), embedder,
                              progress=lambda done, total: report(BuildEvent(step, "progress", done, total)))
-        with _atomic(target, ".npz") as tmp:
+        with atomic_file(target, ".npz") as tmp:
             np.savez(tmp, names=cache["names"], embeddings=cache["embeddings"], found=cache["found"],
                      model_version=np.array(version))
         report(BuildEvent(step, "done", int(cache["found"].sum()), len(cache["found"])))
@@ -362,7 +350,7 @@ def evaluate(data_root: str | os.PathLike[str], work: str | os.PathLike[str], ve
     result = evaluate_cached(Path(data_root) / "lfw", wd.embeddings / "lfw.npz",
                              [wd.embeddings / "pins.npz", wd.embeddings / "bollywood.npz"], set(heldout_people()))
     result["model_version"] = version
-    with _atomic(wd.eval_json) as tmp:
+    with atomic_file(wd.eval_json) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=float))
     report(BuildEvent("evaluation", "done", detail="; ".join(summary_lines(result))))
     return result
@@ -411,7 +399,7 @@ def build(data_root: str | os.PathLike[str], work: str | os.PathLike[str], out: 
         built = assemble(data_root, wd.landmarks, out, wd.run / "model.keras", wd.run / "history.json", ZOOMS,
                          report=report)
         version, calibration = built["version"], built["calibration"]
-        with _atomic(wd.assembled) as tmp:
+        with atomic_file(wd.assembled) as tmp:
             tmp.write_text(json.dumps({"out": str(out.resolve()), "version": version}))
     else:
         report(BuildEvent("calibration + export", "skip", detail=f"{out} (model version {version})"))

@@ -34,6 +34,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from facever.training.atomic import atomic_directory, atomic_file
+
 #: Settings of the shipped int8 encoder (recorded in the bundle's metadata).
 QUANT_SETTINGS: dict[str, Any] = {
     "tool": "onnxruntime.quantization.quantize_static",
@@ -120,10 +122,8 @@ def quantize_static_qdq(src: str | os.PathLike[str], dst: str | os.PathLike[str]
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude_nodes))
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dst = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(out, tmp_dst)
-        os.replace(tmp_dst, dst)
+        with atomic_file(dst) as tmp_dst:
+            shutil.copyfile(out, tmp_dst)
     return {**QUANT_SETTINGS, "nodes_excluded": list(exclude_nodes)}
 
 
@@ -221,10 +221,8 @@ def cached_crops(cache: str | os.PathLike[str] | None, embedder: Any, root: str 
         with np.load(path, allow_pickle=False) as z:
             return z["crops"], z["found"]
     crops, found = collect_crops(emb, root, paths, batch_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, crops=crops, found=found)
-    os.replace(tmp, path)
+    with atomic_file(path, ".npz") as tmp:
+        np.savez(tmp, crops=crops, found=found)
     return crops, found
 
 
@@ -335,7 +333,6 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
     from facever.embedding import FaceEmbedder
     from facever.open_set import impostor_distribution
     from facever.runtime import OnnxEncoder
-    from facever.training.atomic import atomic_directory
     from facever.training.calibration import calibrate_bundle
 
     src = load_bundle(src_dir)
