@@ -19,7 +19,9 @@ COMMAND = "FACEVER_THREADS=1 nice -n 15 python benchmarks/open_set_lodo.py --wri
 
 def _ratio(cell: dict[str, Any]) -> str:
     """``1.23 % (1.23×)`` with ``!`` past 1.5× the target; in brackets when not measurable."""
-    text = f"{pct(cell['fpir'])} ({cell['ratio']:.2f}×)" + (" **!**" if cell["ratio"] > 1.5 else "")
+    ci = cell.get("ratio_ci95_people")
+    spread = f"; {ci[0]:.2f}–{ci[1]:.2f}×" if ci else ""
+    text = f"{pct(cell['fpir'])} ({cell['ratio']:.2f}×{spread})" + (" **!**" if cell["ratio"] > 1.5 else "")
     return text if cell["measurable"] else f"[{text}]"
 
 
@@ -46,6 +48,12 @@ def _summary(result: dict[str, Any]) -> list[str]:
          f"{s['ratio_min']:.2f}–{s['ratio_max']:.2f}×", f"{a['ratio_min']:.2f}–{a['ratio_max']:.2f}×"],
         ["worst cell", s["worst"], a["worst"]],
         ["over 1.5× the target", ", ".join(s["over_1.5x"]) or "none", ", ".join(a["over_1.5x"]) or "none"],
+        ["over 1.5× with the whole 95 % interval over stranger people",
+         ", ".join(s.get("over_1.5x_whole_interval") or []) or "none",
+         ", ".join(a.get("over_1.5x_whole_interval") or []) or "none"],
+        ["95 % interval over stranger people spans 1.5×: too few people to decide",
+         ", ".join(s.get("interval_spans_1.5x") or []) or "none",
+         ", ".join(a.get("interval_spans_1.5x") or []) or "none"],
         ["over 1.5× where too few strangers to measure the target",
          ", ".join(s.get("over_1.5x_not_measurable") or []) or "none",
          ", ".join(a.get("over_1.5x_not_measurable") or []) or "none"],
@@ -89,7 +97,8 @@ def lodo_markdown(result: dict[str, Any], heading: str = "#") -> list[str]:
              f"galleries of ≥ {ad['min_people']} people, never loosened).", ""]
     lines += _summary(result) + ["", "Calibration per held-out domain:", ""] + _calibrations(result)
     lines += ["", "FPIR (÷ target) per gallery size; **!** past 1.5× the target; [brackets]: not measurable (fewer "
-              "than 3 / target distinct stranger photos); * the largest gallery (a quarter of the people left as "
+              "than 3 / target distinct stranger photos); after each ratio, its 95 % interval from a bootstrap over the "
+              "stranger *people* (a person's photos are matched or not together); * the largest gallery (a quarter of the people left as "
               "strangers). *shift*: the mean gallery-adapted tightening (distance); *dup.*: how much it moves when a "
               "tenth of the people are enrolled twice under two names.", ""]
     lines += table(["held out", "people", "galleries", "stranger photos / people", "1 %: today", "1 %: adapted",
