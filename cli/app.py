@@ -73,6 +73,10 @@ def main() -> None:
     """
     import sys
 
+    from .light_help import import_rich_utils_lightly, wants_help
+
+    if wants_help(sys.argv[1:]):
+        import_rich_utils_lightly()
     try:
         code = app(standalone_mode=False)
     except Exception as exc:  # click's exception classes (typer may vendor click): matched by name

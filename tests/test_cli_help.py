@@ -78,3 +78,46 @@ def test_prose_lines_are_joined_and_examples_kept():
 def test_a_wrapped_sentence_renders_on_one_line():
     text = _help(["evaluate"])
     assert any("aligned and embedded once." in line and "Every needed LFW image" in line for line in text.splitlines())
+
+
+_HELP_SCRIPT = """
+import sys
+if sys.argv[1] == "eager":
+    import typer.rich_utils  # the real rich.markdown, as typer imports it on its own
+sys.argv = ["facever", *sys.argv[2:]]
+from facever_cli.app import main
+try:
+    main()
+except SystemExit:
+    pass
+print("MODULES", "markdown_it" in sys.modules, "rich.markdown" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["verify", "--help"], ["people", "--help"]])
+def test_help_screens_skip_markdown_and_stay_identical(args):
+    """``facever --help`` draws the same screen without importing markdown-it (cli/light_help.py)."""
+    import subprocess
+    import sys
+
+    def run(mode: str) -> tuple[str, str]:
+        out = subprocess.run([sys.executable, "-c", _HELP_SCRIPT, mode, *args], capture_output=True, text=True,
+                             timeout=60, env={**__import__("os").environ, "COLUMNS": "100"}, check=True).stdout
+        screen, _, modules = out.rpartition("MODULES")
+        return screen, modules.strip()
+
+    light, light_modules = run("light")
+    eager, eager_modules = run("eager")
+    assert light == eager and "Usage" in light
+    assert light_modules == "False False"
+    assert eager_modules == "True True"
+
+
+def test_deferred_markdown_still_renders_markdown():
+    """The stand-in typer keeps builds a real rich Markdown when markdown mode is ever used."""
+    from facever_cli.light_help import _DeferredMarkdown, wants_help
+
+    from rich.markdown import Markdown
+
+    assert isinstance(_DeferredMarkdown("# title"), Markdown)
+    assert wants_help([]) and wants_help(["verify", "-h"]) and not wants_help(["verify", "a", "b"])
