@@ -26,7 +26,7 @@ def _outputs(session) -> list[np.ndarray]:
 
 def test_first_session_writes_the_optimised_graph_later_ones_load_it(cache, monkeypatch):
     reference = _outputs(runtime.onnx_session(GRAPH))
-    files = list(cache.glob("*.onnx"))
+    files = list(cache.glob("*.ort"))
     assert len(files) == 1 and files[0].name.startswith(runtime.hashlib.sha256(GRAPH.read_bytes()).hexdigest()[:16])
     assert not list(cache.glob(".*"))  # no temporary file left behind
     loaded = []
@@ -49,7 +49,7 @@ def test_first_session_writes_the_optimised_graph_later_ones_load_it(cache, monk
 
 def test_a_damaged_entry_is_rebuilt(cache):
     runtime.onnx_session(GRAPH)
-    (entry,) = cache.glob("*.onnx")
+    (entry,) = cache.glob("*.ort")
     entry.write_bytes(b"garbage")
     reference = _outputs(runtime.onnx_session(GRAPH, 1))
     assert entry.stat().st_size > 1000 and reference[0].shape[0] == 5
@@ -73,9 +73,25 @@ def test_old_entries_are_pruned(cache, monkeypatch):
     monkeypatch.setattr(runtime, "CACHE_KEEP", 2)
     cache.mkdir()
     for k in range(4):
-        (cache / f"old{k}.onnx").write_bytes(b"x")
+        (cache / f"old{k}.ort").write_bytes(b"x")
+    (cache / "from-an-older-facever.onnx").write_bytes(b"x")
     runtime.onnx_session(GRAPH)
-    assert len(list(cache.glob("*.onnx"))) == 2
+    assert len(list(cache.glob("*.ort"))) == 2 and not list(cache.glob("*.onnx"))
+
+
+def test_a_known_digest_loads_the_cached_graph_without_reading_the_source(cache, tmp_path):
+    """The encoder's digest is computed by the bundle loader: a cache hit does not read the graph again."""
+    digest = runtime.hashlib.sha256(GRAPH.read_bytes()).hexdigest()[:16]
+    reference = _outputs(runtime.onnx_session(GRAPH, digest=digest))
+
+    class Unreadable:
+        def read_bytes(self):
+            raise AssertionError("the source graph was read on a cache hit")
+
+    for a, b in zip(reference, _outputs(runtime.onnx_session(Unreadable(), digest=digest))):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(AssertionError):
+        runtime.onnx_session(Unreadable(), digest="0" * 16)  # a miss reads it
 
 
 def test_the_shipped_model_version_is_the_hash_of_the_shipped_graph():
