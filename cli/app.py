@@ -73,9 +73,9 @@ def main() -> None:
     """
     import sys
 
-    from .light_help import import_rich_utils_lightly, wants_help
+    if not sys.argv[1:] or any(a in ("--help", "-h") for a in sys.argv[1:]):  # a help screen: see light_help
+        from .light_help import import_rich_utils_lightly
 
-    if wants_help(sys.argv[1:]):
         import_rich_utils_lightly()
     try:
         code = app(standalone_mode=False)

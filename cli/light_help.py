@@ -41,8 +41,3 @@ def import_rich_utils_lightly() -> None:
     finally:
         if sys.modules.get("rich.markdown") is stand_in:
             del sys.modules["rich.markdown"]
-
-
-def wants_help(argv: list[str]) -> bool:
-    """True when the command line asks for a help screen (``--help``/``-h`` or no arguments)."""
-    return not argv or any(a in ("--help", "-h") for a in argv)

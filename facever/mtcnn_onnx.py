@@ -7,10 +7,12 @@ package's pre- and post-processing ported to NumPy: the same image pyramid, the 
 box generation, NMS variants (which suppress a box overlapping *any* earlier box, kept or not), box
 refinement, squaring and clipping. It has the constructor arguments, conventions and output of
 :class:`facever.detection.MTCNNDetector` (xyxy boxes, landmarks left eye, right eye, nose, left mouth
-corner, right mouth corner, faces sorted by score). The resize and crop ports are bit-identical to
-TensorFlow's CPU kernels, so the only differences come from the convolutions (onnxruntime vs
-TensorFlow round-off, ~1e-7 on the network outputs): boxes and landmarks agree to ~1e-4 px and scores
-to ~1e-7 on the images checked (a score or overlap lying exactly on a threshold could still flip).
+corner, right mouth corner, faces sorted by score). The crop port is bit-identical to TensorFlow's
+CPU kernel; the area resize has TF's taps and float32 weights but sums them in another order
+(running sums, see :func:`_resize_area`), ~1e-7 from TF on the normalised pixels. With the
+convolutions' round-off (onnxruntime vs TensorFlow, ~1e-7 on the network outputs), boxes and
+landmarks agree with TF's to ~1e-3 px and scores to ~1e-6 on the images checked (a score or overlap
+lying exactly on a threshold could still flip).
 
 This module imports only NumPy, OpenCV, onnxruntime (when the first image is detected) and the
 standard library: never TensorFlow, keras or ``mtcnn``.
@@ -49,6 +51,10 @@ _GRAPHS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _INPUT_NAME = "image"
 
+#: Up to this many boxes, an NMS over several groups (images, pyramid levels) is one masked overlap
+#: matrix; above it, one matrix per group (the matrices grow with the square of the count).
+_NMS_JOINT_MAX = 128
+
 
 def default_model_dir():
     """The ``mtcnn`` folder of the installed ``facever_models`` package (the repo's ``models/``)."""
@@ -84,72 +90,145 @@ def _area_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.
     return idx, w, s
 
 
-def _resize_area(images_t: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """``tf.image.resize(images, (out_h, out_w), AREA)`` for float32 images given TRANSPOSED,
-    ``images_t`` = ``(B, W, H, C)`` (contiguous, so that gathering columns copies whole rows);
-    returns ``(B, out_h, out_w, C)``.
+@lru_cache(maxsize=256)
+def _area_rows(in_size: int, out_size: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_area_taps` as rows ``(out * K,)`` of :func:`_pyramid_source`'s table with float32
+    weights ``(out, K)``. Up to 3 taps, the taps (rows ``offset + tap``); beyond, as every tap between
+    an output's first and last has weight 1 (TF's formula), ``K = 4``: running sums ``hi`` and ``lo``
+    (the interior ``[lo, hi)``) and the end taps ``offset + first``, ``offset + last`` (clamped like
+    TF's) with weights ``(1, -1, w_first, w_last)``."""
+    idx, w, _ = _area_taps(in_size, out_size)
+    if idx.shape[1] <= 3:
+        table_rows, weights = (offset + idx).ravel(), w.copy()
+    else:
+        count = np.count_nonzero(w, axis=1)  # the taps in [start, end): each has a weight > 0
+        rows = np.arange(out_size)
+        lo = idx[:, 0] + 1
+        hi = np.maximum(idx[:, 0] + count - 1, lo)  # end - 1 ≤ in_size (the prefix has in_size + 1 rows)
+        last = np.where(count > 1, w[rows, count - 1], np.float32(0))
+        table_rows = np.stack([hi, lo, offset + idx[:, 0], offset + idx[rows, count - 1]], axis=1).ravel()
+        ones = np.ones(out_size, np.float32)
+        weights = np.stack([ones, -ones, w[:, 0], last], axis=1).astype(np.float32)
+    table_rows.flags.writeable = False
+    weights.flags.writeable = False
+    return table_rows, weights
 
-    Same taps, weights and float32 summation order as TensorFlow's CPU kernel (each source row of a
-    patch is summed along x first, then the rows are weighted along y, then the sum is multiplied by
-    ``1 / (sy * sx)``), hence bit-identical results.
+
+def _pyramid_source(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """An RGB image ``(H, W, 3)`` → the table ``(offset + W, H * 3)`` that :func:`_resize_area` reads,
+    and ``offset``. Rows ``offset + j``: image column ``j``, normalised as the package does,
+    ``(x - 127.5) / 128`` in float32; rows ``[0, W]``: their running sums (row ``i`` = sum of the columns
+    ``< i``). For uint8 images (multiples of 1/256 in (-1, 1)) the running sums and their differences are
+    exact in float32 (below 65536 columns); any other dtype gets a float64 table."""
+    import cv2
+
+    h, w, c = image.shape
+    block = 16  # running sums within blocks of rows (vectorised over the blocks), then carried on
+    offset = 1 + -(-w // block) * block
+    exact = image.dtype == np.uint8
+    table = np.empty((offset + w, h * c), np.float32 if exact else np.float64)
+    columns = table[offset:]
+    if exact:  # (x - 127.5) / 128 is exact in float32, as in the package's float64
+        np.subtract(cv2.transpose(image).reshape(w, h * c), np.float32(127.5), out=columns, dtype=np.float32)
+        columns *= np.float32(1 / 128)
+    else:
+        normalised = ((image - 127.5) / 128).astype(np.float32)
+        columns[:] = normalised.transpose(1, 0, 2).reshape(w, h * c)
+    table[0] = 0
+    table[1 : w + 1] = columns
+    table[w + 1 : offset] = 0
+    blocks = table[1:offset].reshape(-1, block, h * c)
+    for j in range(1, block):
+        blocks[:, j] += blocks[:, j - 1]
+    for i in range(block + 1, w + 1, block):
+        table[i : i + block] += table[i - 1 : i]
+    return table, offset
+
+
+def _resize_area(table: np.ndarray, offset: int, out_h: int, out_w: int) -> np.ndarray:
+    """``tf.image.resize(image, (out_h, out_w), AREA)`` of the float32 image ``(H, W, 3)`` that
+    :func:`_pyramid_source` made ``table`` and ``offset`` of; returns ``(out_h, out_w, 3)`` float32.
+
+    TensorFlow's taps and float32 weights (:func:`_area_taps`): along x, the weighted taps (with
+    more than 3, the interior ones, of weight 1, as a difference of running sums); along y, the
+    weighted taps with TF's final ``1 / (sy * sx)`` folded into the weights. Only the rounding
+    order differs from TF's CPU kernel (~1e-7 on values in [-1, 1]).
     """
-    _, w, h, _ = images_t.shape
-    iy, wy, sy = _area_taps(h, out_h)
-    ix, wx, sx = _area_taps(w, out_w)
-    scale = np.float32(1.0 / float(np.float32(sy * sx)))
-    rows = np.take(images_t, ix[:, 0], axis=1) * wx[None, :, 0, None, None]  # (B, out_w, H, C)
-    for k in range(1, ix.shape[1]):
-        rows += np.take(images_t, ix[:, k], axis=1) * wx[None, :, k, None, None]
-    rows = np.ascontiguousarray(rows.transpose(0, 2, 1, 3))  # (B, H, out_w, C)
-    out = np.take(rows, iy[:, 0], axis=1) * wy[None, :, 0, None, None]
-    for k in range(1, iy.shape[1]):
-        out += np.take(rows, iy[:, k], axis=1) * wy[None, :, k, None, None]
-    out *= scale
-    return out
+    import cv2
+
+    w, n = table.shape[0] - offset, table.shape[1]
+    h = n // 3
+    rows_x, weights_x = _area_rows(w, out_w, offset)
+    gathered = np.take(table, rows_x, axis=0).reshape(out_w, weights_x.shape[1], n)
+    cols = np.einsum("ok,okn->on", weights_x, gathered).astype(np.float32, copy=False)
+    rows = cv2.transpose(cols.reshape(out_w, h, 3)).reshape(h, out_w * 3)  # (H, out_w * 3)
+    idx, weights_y, sy = _area_taps(h, out_h)
+    weights_y = weights_y * np.float32(1.0 / float(np.float32(sy * _area_taps(w, out_w)[2])))
+    gathered = np.take(rows, idx.ravel(), axis=0).reshape(out_h, idx.shape[1], out_w * 3)
+    return np.einsum("ok,okn->on", weights_y, gathered).reshape(out_h, out_w, 3)
 
 
-def _crop_and_resize(images: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+def _crop_and_resize(columns: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """``mtcnn.utils.images.extract_patches``: ``tf.image.crop_and_resize`` (bilinear, 0 outside).
 
     Args:
-        images: float32 ``(B, H, W, 3)``.
-        boxes: ``(N, ≥5)`` rows ``[image_index, x1, y1, x2, y2, ...]`` in pixels.
+        columns: one float32 image TRANSPOSED, with a 4th channel (ignored): ``(W, H, 4)``. NumPy
+            gathers 16-byte pixels ~3 times faster than 12-byte ones.
+        boxes: ``(N, ≥5)`` rows ``[image_index, x1, y1, x2, y2, ...]`` in pixels of that image.
         size: output side.
+    Returns:
+        float32 ``(N, size, size, 3)``: TensorFlow's sampling points and lerps, in float32.
     """
+    import cv2
+
     f32 = np.float32
-    _, h, w, _ = images.shape
+    w, h, _ = columns.shape
     # mtcnn divides by the image size, TF multiplies by (size - 1): keep both, in the same dtypes.
     coords = (boxes[:, [2, 1, 4, 3]] / np.asarray([[h, w, h, w]])).astype(np.float32)
     y1, x1, y2, x2 = (coords[:, j : j + 1] for j in range(4))
     hm1, wm1, sm1 = f32(h - 1), f32(w - 1), f32(size - 1)
-    height_scale = (y2 - y1) * hm1 / sm1
-    width_scale = (x2 - x1) * wm1 / sm1
     steps = np.arange(size, dtype=np.float32)[None, :]
-    in_y = y1 * hm1 + steps * height_scale  # (N, size)
-    in_x = x1 * wm1 + steps * width_scale
-    valid_y = ~((in_y < 0) | (in_y > hm1))
-    valid_x = ~((in_x < 0) | (in_x > wm1))
-    safe_y = np.where(valid_y, in_y, f32(0))
-    safe_x = np.where(valid_x, in_x, f32(0))
-    top = np.floor(safe_y).astype(np.int64)
-    bottom = np.ceil(safe_y).astype(np.int64)
-    left = np.floor(safe_x).astype(np.int64)
-    right = np.ceil(safe_x).astype(np.int64)
-    y_lerp = (safe_y - top.astype(np.float32))[:, :, None, None]
-    x_lerp = (safe_x - left.astype(np.float32))[:, None, :, None]
-    flat = images.reshape(-1, images.shape[3])
-    b = boxes[:, 0].astype(np.int64)[:, None] * h
-    top, bottom = ((b + top) * w)[:, :, None], ((b + bottom) * w)[:, :, None]
-    left, right = left[:, None, :], right[:, None, :]
-    top_left = np.take(flat, top + left, axis=0)
-    top_right = np.take(flat, top + right, axis=0)
-    bottom_left = np.take(flat, bottom + left, axis=0)
-    bottom_right = np.take(flat, bottom + right, axis=0)
-    upper = top_left + (top_right - top_left) * x_lerp
-    lower = bottom_left + (bottom_right - bottom_left) * x_lerp
-    crops = upper + (lower - upper) * y_lerp
-    mask = (valid_y[:, :, None] & valid_x[:, None, :])[..., None]
-    return np.ascontiguousarray(np.where(mask, crops, f32(0)), dtype=np.float32)
+    in_y = y1 * hm1 + steps * ((y2 - y1) * hm1 / sm1)  # (N, size)
+    in_x = x1 * wm1 + steps * ((x2 - x1) * wm1 / sm1)
+    valid_y = (in_y >= 0) & (in_y <= hm1)
+    valid_x = (in_x >= 0) & (in_x <= wm1)
+    in_y = np.where(valid_y, in_y, f32(0))
+    in_x = np.where(valid_x, in_x, f32(0))
+    top, left = np.floor(in_y), np.floor(in_x)
+    n = len(boxes)
+    y_lerp = (in_y - top)[:, :, None]  # (N, size, 1)
+    x_lerp = np.repeat(in_x - left, 4, axis=1)[:, None, :]  # (N, 1, size * 4): per pixel and channel
+    rows = [r.astype(np.intp)[:, :, None] for r in (top, np.ceil(in_y))]  # pixel (y, x) is x * h + y
+    cols = [(c.astype(np.intp) * h)[:, None, :] for c in (left, np.ceil(in_x))]
+    idx = np.empty((4, n, size, size), np.intp)
+    for k, (row, col) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        np.add(rows[row], cols[col], out=idx[k])
+    px = np.take(columns.reshape(-1, 4), idx, axis=0).reshape(4, n, size, size * 4)
+    edges = px[1::2] - px[0::2]  # TF: top = tl + (tr - tl) * x_lerp, bottom alike,
+    edges *= x_lerp
+    edges += px[0::2]
+    upper, lower = edges  # then top + (bottom - top) * y_lerp
+    lower -= upper
+    lower *= y_lerp
+    upper += lower
+    crops = cv2.cvtColor(upper.reshape(n * size, size, 4), cv2.COLOR_RGBA2RGB).reshape(n, size, size, 3)
+    if not valid_y.all():
+        crops[~valid_y] = 0
+    if not valid_x.all():
+        crops.transpose(0, 2, 1, 3)[~valid_x] = 0
+    return crops
+
+
+def _extract_patches(columns: list[np.ndarray], boxes: np.ndarray, size: int) -> np.ndarray:
+    """:func:`_crop_and_resize` of ``boxes`` over several images (``columns[b]`` for ``image_index`` b)."""
+    if len(columns) == 1:
+        return _crop_and_resize(columns[0], boxes, size)
+    crops = np.empty((len(boxes), size, size, 3), np.float32)
+    for b, image in enumerate(columns):
+        mine = boxes[:, 0] == b
+        if mine.any():
+            crops[mine] = _crop_and_resize(image, boxes[mine], size)
+    return crops
 
 
 # ---- post-processing: mtcnn.utils.bboxes, row layout [image, x1, y1, x2, y2, score, lm...] -----
@@ -160,59 +239,96 @@ def _scale_pyramid(height: int, width: int, min_face_size: int) -> np.ndarray:
     return (_MIN_SIZE / min_face_size) * _SCALE_FACTOR ** np.arange(count)
 
 
-def _sort_by_scores(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Descending, with the same (unstable) ``np.argsort`` as the package, so ties land alike."""
-    return rows[np.argsort(scores)[::-1]]
-
-
-def _generate_bounding_box(reg: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
-    """PNet maps ``(B, h, w, 4)``, ``(B, h, w, 2)`` → rows ``[b, x1, y1, x2, y2, score]``.
+def _generate_bounding_boxes(maps: list[tuple[np.ndarray, np.ndarray]], scales: np.ndarray,
+                             threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """PNet maps per pyramid level, ``(B, h, w, 4)`` and ``(B, h, w, 2)``, → rows
+    ``[b, x1, y1, x2, y2, score]`` in input pixels and their level indices.
 
     Each cell is a 12 px window at stride 2 in the scaled image: ``x1 = 2x + 1 + 11 dx1``,
-    ``x2 = 2x + 12 + 11 dx2`` (the package's own convention), sorted by score.
+    ``x2 = 2x + 12 + 11 dx2`` (the package's own convention, in float64), divided by the level's
+    scale. The rows come level by level, each level sorted by score (the package's unstable sort
+    of the float64 scores, so that ties land alike).
     """
-    score = prob[:, :, :, 1]
-    idx = np.stack(np.where(score > threshold))  # (3, K): batch, y, x
-    dx1, dy1, dx2, dy2 = np.transpose(reg[idx[0], idx[1], idx[2]], (1, 0))
-    strides = np.asarray([[1], [2], [2]])
-    up_left = idx * strides + np.asarray([[0], [1], [1]])
-    bottom_right = idx * strides + np.asarray([[0], [12], [12]])
-    reg_w = bottom_right[2] - up_left[2]
-    reg_h = bottom_right[1] - up_left[1]
-    rows = np.stack([
-        idx[0],
-        up_left[2] + dx1 * reg_w,
-        up_left[1] + dy1 * reg_h,
-        bottom_right[2] + dx2 * reg_w,
-        bottom_right[1] + dy2 * reg_h,
-        score[idx[0], idx[1], idx[2]],
-    ], axis=0).T
-    return _sort_by_scores(rows, rows[:, -1])
+    found = []  # per level with candidates: sort order, cells (batch, y, x), offsets, scores, level
+    count = 0
+    for level, (reg, prob) in enumerate(maps):
+        score = prob[:, :, :, 1]
+        where = np.nonzero(score > threshold)
+        if len(where[0]):
+            scores = score[where].astype(np.float64)
+            found.append((count + np.argsort(scores)[::-1], np.stack(where, axis=1), reg[where], scores,
+                          np.full(len(scores), level)))
+            count += len(scores)
+    if count == 0:
+        return np.empty((0, 6)), np.empty(0, np.int64)
+    order, cell, reg, score, level = (np.concatenate(parts) for parts in zip(*found))
+    cell, level = cell[order], level[order]
+    rows = np.empty((count, 6))
+    rows[:, 0] = cell[:, 0]
+    rows[:, 1:5] = reg[order]
+    rows[:, 1:5] *= 11
+    rows[:, 1:5] += cell[:, [2, 1, 2, 1]] * 2 + np.asarray([1, 1, 12, 12])
+    rows[:, 1:5] /= np.asarray(scales)[level][:, None]
+    rows[:, 5] = score[order]
+    return rows, level
 
 
 def _iou(boxes: np.ndarray, method: str) -> np.ndarray:
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    a, b = boxes[None, :, :], boxes[:, None, :]
-    inter = (np.maximum(0, np.minimum(a[:, :, 2], b[:, :, 2]) - np.maximum(a[:, :, 0], b[:, :, 0]))
-             * np.maximum(0, np.minimum(a[:, :, 3], b[:, :, 3]) - np.maximum(a[:, :, 1], b[:, :, 1])))
+    """Pairwise overlaps ``(n, n)`` of xyxy boxes ``(n, 4)``: intersection over union or over the
+    smaller area (the package's formulas, in float64)."""
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1) * (y2 - y1)
+    inter = np.minimum.outer(x2, x2)
+    inter -= np.maximum.outer(x1, x1)
+    np.maximum(inter, 0, out=inter)
+    height = np.minimum.outer(y2, y2)
+    height -= np.maximum.outer(y1, y1)
+    np.maximum(height, 0, out=height)
+    inter *= height
+    if method == "union":
+        denominator = np.add.outer(area, area)
+        denominator -= inter
+    else:
+        denominator = np.minimum.outer(area, area)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if method == "union":
-            return inter / (area[:, None] + area[None, :] - inter)
-        return inter / np.minimum(area[:, None], area[None, :])
+        return np.divide(inter, denominator, out=denominator)
 
 
-def _nms(rows: np.ndarray, threshold: float, method: str, initial_sort: bool) -> np.ndarray:
-    """``mtcnn.utils.bboxes.smart_nms_from_bboxes``: per image, drop every box whose overlap with
-    *any* earlier box (in score order, suppressed or not) exceeds ``threshold``."""
+@lru_cache(maxsize=64)
+def _earlier(n: int) -> np.ndarray:
+    """``(n, n)`` bool: ``[i, j]`` is True where box ``i`` comes before box ``j``."""
+    mask = np.triu(np.ones((n, n), bool), k=1)
+    mask.flags.writeable = False
+    return mask
+
+
+def _nms(rows: np.ndarray, threshold: float, method: str, initial_sort: bool,
+         groups: np.ndarray | None = None) -> np.ndarray:
+    """``mtcnn.utils.bboxes.smart_nms_from_bboxes``: per group (by default per image, else by the
+    labels ``groups`` aligned with ``rows``), drop every box whose overlap with *any* earlier box of
+    its group (in row order, suppressed or not) exceeds ``threshold``. The kept rows come grouped by
+    ascending label, each group in row order (as the package's loop over images returns them)."""
+    if len(rows) == 0:
+        return np.empty((0, 6))
     if initial_sort:
-        rows = _sort_by_scores(rows, rows[:, 5])
+        order = np.argsort(rows[:, 5])[::-1]  # the package's (unstable) sort, so ties land alike
+        rows = rows[order]
+        groups = None if groups is None else groups[order]
+    labels = rows[:, 0] if groups is None else groups
+    single = bool((labels == labels[0]).all())
+    if single or len(rows) <= _NMS_JOINT_MAX:  # one overlap matrix, pairs across groups masked
+        drop = _iou(rows[:, 1:5], method) > threshold
+        if not single:
+            drop &= labels[:, None] == labels[None, :]
+        drop &= _earlier(len(rows))
+        keep = ~drop.any(axis=0)
+        return rows[keep] if single else rows[keep][np.argsort(labels[keep], kind="stable")]
     kept = []
-    for image_id in sorted(set(rows[:, 0].tolist())):  # np.unique would import numpy.ma (~20 ms cold)
-        sub = rows[rows[:, 0] == image_id]
-        overlap = _iou(sub[:, 1:5], method) > threshold
-        suppressed = np.triu(overlap, k=1).any(axis=0)
-        kept.append(sub[~suppressed])
-    return np.concatenate(kept, axis=0) if kept else np.empty((0, 6))
+    for label in sorted(set(labels.tolist())):  # np.unique would import numpy.ma (~20 ms cold)
+        sub = rows[labels == label]
+        drop = (_iou(sub[:, 1:5], method) > threshold) & _earlier(len(sub))
+        kept.append(sub[~drop.any(axis=0)])
+    return np.concatenate(kept, axis=0)
 
 
 def _square(rows: np.ndarray) -> np.ndarray:
@@ -309,44 +425,46 @@ class OnnxMTCNNDetector(MTCNNBase):
 
     # ---- detection ---------------------------------------------------------------------------
     def _detect_rows(self, images: list[np.ndarray]) -> np.ndarray:
-        return self._cascade(np.stack(images))
+        return self._cascade(images)
 
-    def _cascade(self, batch: np.ndarray) -> np.ndarray:
-        """PNet → RNet → ONet on same-shape images ``(B, H, W, 3)``; rows ``(n, 16)`` as the package
+    def _pnet(self, tables: list[tuple[np.ndarray, int]], h: int, w: int) -> np.ndarray:
+        """PNet over the image pyramid of same-shape images ``(H, W)`` given as
+        :func:`_pyramid_source` tables → candidate rows ``[image, x1, y1, x2, y2, score]``, squared."""
+        scales = _scale_pyramid(h, w, self.NATIVE_MIN_FACE)
+        sizes = [(np.asarray([h, w]) * scale).astype(np.int32) for scale in scales]
+        # every level at once, while the tables are in the cache
+        levels = [[_resize_area(*table, int(oh), int(ow)) for table in tables] for oh, ow in sizes]
+        maps = [self._run("pnet", lv[0][None] if len(lv) == 1 else np.stack(lv)) for lv in levels]
+        rows, level = _generate_bounding_boxes(maps, scales, _THRESHOLD_PNET)
+        # NMS per pyramid level and image, then across levels
+        rows = _nms(rows, _NMS_PNET1, "union", initial_sort=False, groups=level * len(tables) + rows[:, 0])
+        return _square(_nms(rows, _NMS_PNET2, "union", initial_sort=True))
+
+    def _cascade(self, images: list[np.ndarray]) -> np.ndarray:
+        """PNet → RNet → ONet on same-shape RGB images ``(H, W, 3)``; rows ``(n, 16)`` as the package
         returns them (``[image, x1, y1, x2, y2, score, x×5, y×5]``, clipped to the image)."""
+        import cv2
+
         empty = np.empty((0, 16))
-        _, h, w, _ = batch.shape
-        images = ((batch - 127.5) / 128).astype(np.float32)  # the package normalises in float64
-        images_t = np.ascontiguousarray(images.transpose(0, 2, 1, 3))
-
-        # PNet over the pyramid
-        per_scale = []
-        for scale in _scale_pyramid(h, w, self.NATIVE_MIN_FACE):
-            out_h, out_w = (np.asarray([h, w]) * scale).astype(np.int32)
-            reg, prob = self._run("pnet", _resize_area(images_t, int(out_h), int(out_w)))
-            rows = _generate_bounding_box(reg, prob, _THRESHOLD_PNET)
-            rows[:, 1:5] = rows[:, 1:5] / scale
-            per_scale.append(_nms(rows, _NMS_PNET1, "union", initial_sort=False))
-        rows = np.concatenate(per_scale, axis=0) if per_scale else np.empty((0, 6))
-        rows = _square(_nms(rows, _NMS_PNET2, "union", initial_sort=True))
-        if len(rows) == 0:
-            return empty
-
+        h, w = images[0].shape[:2]
+        tables = [_pyramid_source(image) for image in images]
+        rows = self._pnet(tables, h, w)
         # RNet (TF's crop_and_resize rejects non-finite boxes; the package then reports no face)
-        if not np.isfinite(rows[:, 1:5]).all():
+        if len(rows) == 0 or not np.isfinite(rows[:, 1:5]).all():
             return empty
-        reg, prob = self._run("rnet", _crop_and_resize(images, rows, 24))
+        # the images transposed, with 16-byte pixels for the crops
+        columns = [cv2.cvtColor(t[o:].reshape(w, h, 3).astype(np.float32, copy=False), cv2.COLOR_RGB2RGBA)
+                   for t, o in tables]
+        reg, prob = self._run("rnet", _extract_patches(columns, rows, 24))
         rows[:, -1] = prob[:, -1]
         rows = _refine(rows, reg)
         rows = _pick(rows, _THRESHOLD_RNET)
         rows = _square(_nms(rows, _NMS_RNET, "union", initial_sort=True))
-        if len(rows) == 0:
-            return empty
 
         # ONet
-        if not np.isfinite(rows[:, 1:5]).all():
+        if len(rows) == 0 or not np.isfinite(rows[:, 1:5]).all():
             return empty
-        reg, points, prob = self._run("onet", _crop_and_resize(images, rows, 48))
+        reg, points, prob = self._run("onet", _extract_patches(columns, rows, 48))
         points = _landmarks(points, rows)
         rows[:, -1] = prob[:, -1]
         rows = np.concatenate([_refine(rows, reg), points], axis=-1)

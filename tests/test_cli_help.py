@@ -115,9 +115,8 @@ def test_help_screens_skip_markdown_and_stay_identical(args):
 
 def test_deferred_markdown_still_renders_markdown():
     """The stand-in typer keeps builds a real rich Markdown when markdown mode is ever used."""
-    from facever_cli.light_help import _DeferredMarkdown, wants_help
+    from facever_cli.light_help import _DeferredMarkdown
 
     from rich.markdown import Markdown
 
     assert isinstance(_DeferredMarkdown("# title"), Markdown)
-    assert wants_help([]) and wants_help(["verify", "-h"]) and not wants_help(["verify", "a", "b"])

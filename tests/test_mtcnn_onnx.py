@@ -225,3 +225,72 @@ def test_no_tensorflow_and_nothing_printed_in_a_fresh_process(tmp_path, graphs_d
         pytest.xfail("`import facever` loads scikit-learn (facever/__init__ → api → matching imports it at "
                      "module level); facever.mtcnn_onnx itself does not")
     assert out["after"] == []
+
+
+# ---- the NumPy pre-processing against TensorFlow's own kernels -----------------------------------
+@pytest.mark.parametrize("shape", [(250, 250), (97, 131), (23, 61)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_resize_area_matches_tensorflow(shape, dtype):
+    """Every pyramid level (non-integer ratios included) within 1e-6 of ``tf.image.resize(AREA)``;
+    the running-sum path (more than 3 taps) and the float64 table (non-uint8 input) are both used."""
+    tf = pytest.importorskip("tensorflow")
+    from facever.mtcnn_onnx import _area_taps, _pyramid_source, _resize_area, _scale_pyramid
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+    if dtype is np.float64:
+        image = image + rng.uniform(-0.5, 0.5, image.shape)  # not multiples of 1/256 once normalised
+    normalised = ((image - 127.5) / 128).astype(np.float32)
+    table = _pyramid_source(image)
+    assert table[0].dtype == (np.float32 if dtype is np.uint8 else np.float64)
+    levels = [(np.asarray(shape) * s).astype(np.int32) for s in _scale_pyramid(*shape, 20)]
+    taps = max(_area_taps(shape[1], int(w))[0].shape[1] for _, w in levels)
+    assert taps > 3 if len(levels) > 2 else len(levels) == 1
+    for out_h, out_w in levels:
+        ref = tf.image.resize(normalised[None], (int(out_h), int(out_w)), method="area").numpy()[0]
+        got = _resize_area(*table, int(out_h), int(out_w))
+        assert got.shape == ref.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+
+
+def test_crop_and_resize_matches_tensorflow():
+    """Bit-identical to ``tf.image.crop_and_resize`` as mtcnn calls it, boxes partly outside included."""
+    tf = pytest.importorskip("tensorflow")
+    import cv2
+
+    from facever.mtcnn_onnx import _crop_and_resize, _pyramid_source
+
+    rng = np.random.default_rng(4)
+    h, w = 90, 120
+    image = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    table, offset = _pyramid_source(image)
+    columns = cv2.cvtColor(table[offset:].reshape(w, h, 3), cv2.COLOR_RGB2RGBA)
+    x1, y1 = rng.uniform(-30, 110, 40), rng.uniform(-30, 80, 40)
+    side = rng.uniform(3, 70, 40)
+    boxes = np.stack([np.zeros(40), x1, y1, x1 + side, y1 + side * rng.uniform(0.5, 1.5, 40)], axis=1)
+    normalised = ((image - 127.5) / 128).astype(np.float32)
+    for size in (24, 48):
+        tf_boxes = (boxes[:, [2, 1, 4, 3]] / [h, w, h, w]).astype(np.float32)  # as mtcnn passes them
+        ref = tf.image.crop_and_resize(normalised[None], tf_boxes, np.zeros(40, np.int32), (size, size))
+        got = _crop_and_resize(columns, boxes, size)
+        outside = (got == 0).all(axis=3)
+        assert outside.any() and not outside.all()  # some samples fell outside the image, not all
+        np.testing.assert_array_equal(got, ref.numpy())
+
+
+def test_nms_one_matrix_or_one_per_group_agree(monkeypatch):
+    """The masked joint NMS (few boxes) and the per-group loop give the same rows in the same order."""
+    import facever.mtcnn_onnx as mod
+
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 60, (90, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 30, (90, 2))], axis=1)
+    rows = np.column_stack([rng.integers(0, 3, 90), boxes, rng.uniform(0.6, 1, 90)])
+    groups = rng.integers(0, 4, 90) * 3 + rows[:, 0]
+    for method, initial_sort, labels in (("union", False, groups), ("union", True, None), ("min", True, None)):
+        results = []
+        for joint_max in (0, 1000):
+            monkeypatch.setattr(mod, "_NMS_JOINT_MAX", joint_max)
+            results.append(mod._nms(rows, 0.5, method, initial_sort, groups=labels))
+        assert 0 < len(results[0]) < len(rows)
+        np.testing.assert_array_equal(results[0], results[1])
