@@ -160,7 +160,7 @@ def _embed_chunk(embedder: "FaceEmbedder", images: Sequence[Any], faces: FaceCho
         chosen[i] = select_faces(boxes, "all" if faces == "all" else "largest") if boxes else []
     aligned = {i: align_faces(decoded[i], chosen[i], embedder.input_size, embedder.template_name) for i in chosen}
     crops = [a.crop for i in order for a in aligned[i]]
-    vectors = embedder.embed_crops(np.stack(crops)) if crops else np.zeros((0, 0), np.float32)
+    vectors = embedder.embed_crops(np.stack(crops), parallel=False) if crops else np.zeros((0, 0), np.float32)
     out, row = [], 0
     for i, label in enumerate(labels):
         if i in errors:

@@ -138,9 +138,14 @@ class MTCNNBase:
         """Every face in an RGB ``(H, W, 3)`` uint8 image, best score first."""
         return self.detect_batch([image])[0]
 
+    #: Images per network batch at most: on a 2-core CPU, LFW photos took 9.7 ms each in batches of 4,
+    #: 10.6 ms one by one and 11.1 ms in batches of 16 (larger batches leave the caches).
+    BATCH_MAX = 4
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """The faces of each image. MTCNN pads a batch to its largest image, so images are grouped
-        by shape (each group shares the network calls) and padding never changes the results."""
+        by shape (each group shares the network calls, :data:`BATCH_MAX` images at a time) and
+        padding never changes the results."""
         if len(images) == 0:
             return []
         prepared = [self._prepare(im) for im in images]
@@ -148,7 +153,9 @@ class MTCNNBase:
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (im, _) in enumerate(prepared):
             groups.setdefault(im.shape, []).append(i)
-        for shape, idx in groups.items():
+        batches = [(shape, idx[k:k + self.BATCH_MAX]) for shape, idx in groups.items()
+                   for k in range(0, len(idx), self.BATCH_MAX)]
+        for shape, idx in batches:
             if min(shape[:2]) < 12:  # smaller than PNet's receptive field: nothing to find
                 continue
             rows = np.asarray(self._detect_rows([prepared[i][0] for i in idx]), np.float64).reshape(-1, 16)

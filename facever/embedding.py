@@ -140,7 +140,7 @@ class FaceEmbedder:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.bundle.encoder(batch.astype(np.float32)), np.float32)
 
-    def embed_crops(self, crops: np.ndarray, template: str | None = None) -> np.ndarray:
+    def embed_crops(self, crops: np.ndarray, template: str | None = None, parallel: bool = True) -> np.ndarray:
         """Embed aligned crops.
 
         Args:
@@ -148,6 +148,8 @@ class FaceEmbedder:
                 input size when ``s`` differs).
             template: the template the crops were aligned to (e.g. a stored face's ``crop_template``);
                 default: the model's own (:attr:`template_name`), as for crops this embedder aligned.
+            parallel: split a large stack of views over the worker threads; False when the caller
+                is one of several workers already (threads within threads only contend for the cores).
         Returns:
             ``(N, D)`` float32 unit vectors: the renormalised mean of the embeddings of the crop's
             test-time views (:func:`facever.alignment.crop_views`: the bundle's ``view_zooms``, each
@@ -168,7 +170,7 @@ class FaceEmbedder:
         meta = self.bundle.metadata
         # every view of every crop in one stack, encoded in batches: a single face's views share one call
         stack = np.concatenate(crop_views(crops, meta.view_zooms, flip=bool(meta.flip_tta)))
-        workers = config.worker_threads() if len(stack) >= PARALLEL_MIN_CROPS else 1
+        workers = config.worker_threads() if parallel and len(stack) >= PARALLEL_MIN_CROPS else 1
         parallel = workers > 1
         step = min(self.batch_size, -(-len(stack) // workers)) if parallel else self.batch_size
         starts = range(0, len(stack), step)
