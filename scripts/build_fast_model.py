@@ -16,7 +16,7 @@ calibrated on the training sample's photos, timed against float on N LFW DevTest
 compared) and writes ``runs/int8/mtcnn_probe.json``.
 
 Usage: python scripts/build_fast_model.py DATA_ROOT [--src models/default] [--out models/fast]
-           [--lfw-people 150 --per-person 2 --domain-per-person 4] [--mtcnn-probe N]
+           [--lfw-people 150 --per-person 2 --domain-per-person 4] [--view-zooms Z ...] [--mtcnn-probe N]
 """
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--domain-per-person", type=int, default=4, help="images per pins/bollywood training person")
     ap.add_argument("--far", type=float, default=1e-2)
     ap.add_argument("--fpir", type=float, default=1e-2)
+    ap.add_argument("--view-zooms", type=float, nargs="+", default=None,
+                    help="test-time zooms of the int8 bundle (each mirrored); default: the source's")
     ap.add_argument("--mtcnn-probe", type=int, default=0, metavar="N", help="only measure int8 MTCNN on N photos")
     args = ap.parse_args()
 
@@ -112,7 +114,8 @@ def main() -> None:
                                          "images (seed 0; facever's pipeline: MTCNN, central face, dlib alignment)"),
                   "built_by": "scripts/build_fast_model.py"}
     result = build_int8_bundle(args.src, args.out, np.concatenate(train), calib_crops, np.asarray(labels, np.int64),
-                               description, target_far=args.far, target_fpir=args.fpir, provenance=provenance)
+                               description, target_far=args.far, target_fpir=args.fpir, provenance=provenance,
+                               view_zooms=args.view_zooms)
     result["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(result, indent=1, default=float))
 

@@ -48,7 +48,10 @@ def test_fast_bundle_is_int8_calibrated_and_traceable(fast, default):
     t = meta.threshold
     assert t is not None and 0.0 < t.value < 2.0 and 0.0 <= t.far <= 0.011 and t.n_impostor > 0
     assert meta.open_set and meta.open_set["kind"] == "impostor_distribution"
-    assert meta.view_zooms == default.bundle.metadata.view_zooms and meta.alignment == default.bundle.metadata.alignment
+    # two views (one zoom, mirrored) instead of the default's four: the ranges were calibrated on them
+    assert meta.view_zooms == [1.05] and meta.flip_tta and q["views"] == {"zooms": [1.05], "mirrored": True}
+    assert "zoomed by 1.05 about its centre, each mirrored" in meta.preprocessing
+    assert meta.alignment == default.bundle.metadata.alignment
     assert not (fast.bundle.path / "weights.npz").exists(), "inference only"
 
 
@@ -109,3 +112,20 @@ def test_fast_bundle_ships_as_package_data():
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "fast/*" in data["facever_models"]
     assert {p.name for p in (root / "models" / "fast").iterdir() if p.is_file()} == {"encoder.onnx", "metadata.json"}
+
+
+def test_set_views_keeps_the_preprocessing_sentence_true():
+    from types import SimpleNamespace
+
+    from facever.training.quantize import _set_views
+
+    meta = SimpleNamespace(flip_tta=True, view_zooms=[1.05, 1.1],
+                           preprocessing="RGB 0..255; test-time views: the crop zoomed by 1.05, 1.1 about its centre, "
+                                         "each mirrored; embedding = renormalised mean over the views")
+    _set_views(meta, [1.1])
+    assert meta.view_zooms == [1.1]
+    assert meta.preprocessing == ("RGB 0..255; test-time views: the crop zoomed by 1.1 about its centre, each "
+                                  "mirrored; embedding = renormalised mean over the views")
+    for bad in ([], [0.1], [3.0]):
+        with pytest.raises(ValueError):
+            _set_views(meta, bad)

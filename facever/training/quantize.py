@@ -313,7 +313,8 @@ def quantize_mtcnn(src_dir: str | os.PathLike[str], dst_dir: str | os.PathLike[s
 def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], train_crops: np.ndarray,
                       calib_crops: np.ndarray, calib_labels: np.ndarray, description: str,
                       target_far: float = 1e-2, target_fpir: float = 1e-2,
-                      provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+                      provenance: dict[str, Any] | None = None,
+                      view_zooms: Sequence[float] | None = None) -> dict[str, Any]:
     """Write an inference-only int8 bundle (``encoder.onnx`` + ``metadata.json``) made from a float one.
 
     1. :func:`quantize_encoder` on ``train_crops`` (people the model was trained on) × the source
@@ -325,6 +326,9 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
     3. the metadata is the source's (architecture, preprocessing, views, provenance, training data,
        liveness) with the calibration replaced, the source's evaluation figures dropped, and
        ``training["quantization"]`` recording the source version, the settings and the crop counts.
+
+    ``view_zooms`` replaces the source's test-time zooms (each still mirrored when the source mirrors):
+    fewer views encode faster; the ranges, τ and the open-set data are then those of the new views.
 
     The directory is written next to ``out_dir`` and swapped in (a failed build leaves the old one).
     Returns ``{"version", "source_version", "calibration", "quantization"}``.
@@ -339,6 +343,8 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         meta = src.metadata
+        if view_zooms is not None:
+            _set_views(meta, [float(z) for z in view_zooms])
         settings = quantize_encoder(Path(src_dir) / ENCODER_FILE, tmp / ENCODER_FILE, train_crops,
                                     meta.view_zooms, bool(meta.flip_tta))
         meta.figures = {}
@@ -359,6 +365,19 @@ def build_int8_bundle(src_dir: str | os.PathLike[str], out_dir: str | os.PathLik
         write_metadata(tmp, meta)
     return {"version": model_version(out_dir / ENCODER_FILE, meta), "source_version": src.version,
             "calibration": figures, "quantization": meta.training["quantization"]}
+
+
+def _set_views(meta: Any, zooms: list[float]) -> None:
+    """Set the bundle's test-time zooms and keep its ``preprocessing`` sentence true."""
+    if not zooms or any(not 0.5 <= z <= 2.0 for z in zooms):
+        raise ValueError(f"view zooms must be 1 or more values in [0.5, 2], got {zooms}")
+    meta.view_zooms = zooms
+    text = meta.preprocessing or ""
+    head, sep, _ = text.partition("test-time views:")
+    mirrored = ", each mirrored" if meta.flip_tta else ""
+    views = f"test-time views: the crop zoomed by {', '.join(f'{z:g}' for z in zooms)} about its centre{mirrored}; " \
+            "embedding = renormalised mean over the views"
+    meta.preprocessing = (head + views) if sep else (text + ("; " if text else "") + views)
 
 
 class _NoDetector:
