@@ -108,12 +108,14 @@ def _cpu_key() -> str:
 
     import onnxruntime as ort
 
-    features = platform.processor()
+    features = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            features = next((line for line in fh if line.startswith(("flags", "Features"))), features)
+            features = next((line for line in fh if line.startswith(("flags", "Features"))), None)
     except OSError:
         pass
+    if features is None:  # not Linux: platform.processor() (on Linux it runs `uname -p` in a subprocess)
+        features = platform.processor()
     text = f"{platform.machine()} {ort.__version__} {features.strip()}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
