@@ -52,6 +52,7 @@ class _Pending:
     sha256: str
     aligned: "AlignedFace"
     vector: np.ndarray | None = None
+    crop_png: bytes | None = None
 
 
 
@@ -163,8 +164,8 @@ class Enrolment:
                 seen.add(sha)
                 todo.append((i, label, data, sha))
         pending: list[_Pending] = []
-        for done, ((i, label, data, sha), (aligned, vector, error)) in enumerate(zip(todo, self._embed_all(todo, force)), 1):
-            outcome = self._accept(i, label, sha, aligned, vector, error, force, pending)
+        for done, ((i, label, data, sha), (aligned, encoded, error)) in enumerate(zip(todo, self._embed_all(todo, force)), 1):
+            outcome = self._accept(i, label, sha, aligned, encoded, error, force, pending)
             if outcome is not None:
                 outcomes[i] = outcome
                 if strict:
@@ -196,11 +197,11 @@ class Enrolment:
         return EnrollReport(person=name, outcomes=[o for o in outcomes if o is not None], look_alikes=look_alikes)
 
     def _embed_all(self, todo: list[tuple[int, str, object, str]], force: bool) -> list[tuple]:
-        """``(aligned face | None, embedding (D,) | None, error | None)`` of each ``(index, label, data,
-        sha)``, one photo per worker thread.
+        """``(aligned face | None, (embedding (D,), crop PNG bytes) | None, error | None)`` of each
+        ``(index, label, data, sha)``, one photo per worker thread.
 
-        Each worker detects, aligns and embeds its photo (a face below the quality bar is not embedded
-        unless ``force``). onnxruntime and OpenCV release the GIL, so on two cores two photos are worked
+        Each worker detects, aligns, embeds its photo and encodes the crop for storage (a face below
+        the quality bar is not embedded unless ``force``). onnxruntime and OpenCV release the GIL, so on two cores two photos are worked
         on at once, detection and the encoder alike (an encoder batch run after all detections kept
         the other core idle for 40 % of an enrolment)."""
         from concurrent.futures import ThreadPoolExecutor
@@ -213,7 +214,7 @@ class Enrolment:
                 return None, None, exc
             if self.quality_problem(aligned) and not force:
                 return aligned, None, None
-            return aligned, self.verifier.embedder.embed_crops(aligned.crop[None])[0], None
+            return aligned, (self.verifier.embedder.embed_crops(aligned.crop[None])[0], encode_png(aligned.crop)), None
 
         if len(todo) < 2:
             return [work(item) for item in todo]
@@ -221,7 +222,7 @@ class Enrolment:
         with ThreadPoolExecutor(max_workers=config.worker_threads()) as pool:
             return list(pool.map(work, todo))
 
-    def _accept(self, i: int, label: str, sha: str, aligned, vector, error, force: bool,
+    def _accept(self, i: int, label: str, sha: str, aligned, encoded, error, force: bool,
                 pending: list[_Pending]) -> ImageOutcome | None:
         """Quality-check one detected face; queue it, or return the image's rejection."""
         if error is not None:
@@ -231,7 +232,8 @@ class Enrolment:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
             return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face, quality=aligned.quality,
                                 error=exc)
-        pending.append(_Pending(i, label, sha, aligned, vector))
+        pending.append(_Pending(i, label, sha, aligned, *encoded) if encoded is not None
+                       else _Pending(i, label, sha, aligned, self.verifier.embedder.embed_crops(aligned.crop[None])[0]))
         return None
 
     def quality_problem(self, aligned: "AlignedFace") -> str | None:
@@ -293,9 +295,8 @@ class Enrolment:
     def _write_faces(self, name: str, pending: list[_Pending], vectors: np.ndarray, actor: str) -> list[int | None]:
         """Write the accepted faces in one transaction; ids, None where another writer got there first."""
         version = self.verifier.model_version
-        meta = _metadata_json(self.verifier)
         embedder = self.verifier.embedder  # the crop geometry: the model's template and input size
-        new = [repo.NewFace(crop_png=encode_png(p.aligned.crop), source=p.label, sha256=p.sha256,
+        new = [repo.NewFace(crop_png=p.crop_png or encode_png(p.aligned.crop), source=p.label, sha256=p.sha256,
                             box=[float(v) for v in p.aligned.face.box],
                             landmarks=np.asarray(p.aligned.face.landmarks, float).round(3).tolist(),
                             detector_score=float(p.aligned.face.score),
@@ -306,7 +307,7 @@ class Enrolment:
                 with self.db.write() as session:
                     new_person = repo.get_person(session, name) is None
                     person = repo.get_or_create_person(session, name)
-                    repo.ensure_model(session, version, meta)
+                    repo.ensure_model(session, version, lambda: _metadata_json(self.verifier))
                     existing = repo.person_hashes(session, person.id)
                     ids: list[int | None] = []
                     for face, vector in zip(new, vectors):
