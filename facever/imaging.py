@@ -16,10 +16,8 @@ files are refused rather than padded with grey.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import stat
 import warnings
 from typing import Union
 
@@ -27,12 +25,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facever.errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from facever.image_files import MAX_FILE_BYTES, image_sha256, read_image_bytes  # noqa: F401  (re-exported)
 
 MAX_PIXELS = 40_000_000
 """Default cap on ``width * height`` of an image (40 Mpx)."""
-
-MAX_FILE_BYTES = 100 * 2**20
-"""Image files larger than this many bytes (100 MiB) are refused before being read."""
 
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "PPM", "GIF")
 """Pillow format names that may be decoded. ``"PPM"`` also covers PGM and PBM; ``"JPEG"`` also
@@ -94,68 +90,6 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
     raise TypeError(
         f"load_image() expects a path, bytes or a numpy array, not {type(source).__name__}"
     )
-
-
-def read_image_bytes(path: str | os.PathLike, name: str | None = None) -> bytes:
-    """Read the whole (encoded) image file at ``path`` and return its bytes.
-
-    ``name`` labels the file in error messages (default: the path). Raises
-    :class:`~facever.errors.ImageError` when the file is missing, a directory or another non-regular
-    file, not readable, empty (0 bytes) or larger than :data:`MAX_FILE_BYTES`; the size limit is
-    checked before the contents are read.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"read_image_bytes() expects a path, not {type(path).__name__}")
-    label = name or os.fsdecode(path)
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ImageError(f"{label}: {_os_error_reason(exc)}") from exc
-    _check_file_stat(info, label)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ImageError(f"{label}: {_os_error_reason(exc)}") from exc
-    _check_byte_count(len(data), label)
-    return data
-
-
-def image_sha256(data: bytes | bytearray | memoryview) -> str:
-    """Lower-case hex SHA-256 digest (64 characters) of the encoded image bytes ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-# ----------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------
-
-
-def _os_error_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not an image file"
-    if isinstance(exc, NotADirectoryError):
-        return "file not found (a parent of the path is not a directory)"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return f"cannot read file ({exc.strerror or exc})"
-
-
-def _check_file_stat(info: os.stat_result, label: str) -> None:
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{label}: is a directory, not an image file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError(f"{label}: not a regular file")
-    _check_byte_count(info.st_size, label)
-
-
-def _check_byte_count(size: int, label: str) -> None:
-    if size == 0:
-        raise ImageError(f"{label}: empty file (0 bytes)")
-    if size > MAX_FILE_BYTES:
-        raise ImageTooLargeError(f"{label}: file is larger than the limit of {MAX_FILE_BYTES} bytes")
 
 
 # ----------------------------------------------------------------------------------------------

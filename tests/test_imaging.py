@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from facever import imaging
+from facever import image_files, imaging
 from facever.errors import FaceverError, ImageError
 from facever.imaging import MAX_PIXELS, image_sha256, load_image, read_image_bytes
 
@@ -426,7 +426,7 @@ def test_permission_error_mapping(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(imaging, "open", refuse, raising=False)
+    monkeypatch.setattr(image_files, "open", refuse, raising=False)
     assert expect_error(path, "locked.png") == f"{path}: permission denied"
 
 
@@ -439,7 +439,7 @@ def test_zero_byte_file_and_empty_bytes(tmp_path):
 
 def test_file_over_byte_limit_refused_before_reading(tmp_path, monkeypatch):
     path = save(tmp_path, "large.png", Image.fromarray(quadrants()))
-    monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(image_files, "MAX_FILE_BYTES", 100)
     expect_error(path, "large.png", "larger than the limit of 100 bytes")
 
 

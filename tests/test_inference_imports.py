@@ -76,9 +76,17 @@ def test_cli_verify_is_quiet_and_light(tmp_path):
     missing = subprocess.run([sys.executable, "-c", code_for_missing(), "verify", str(tmp_path / "nope.jpg"), str(a)],
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ")  # one line, no traceback
+    assert missing.stderr.count("\n") == 2 and missing.stderr.startswith("error: ")  # one line (+ LOADED), no traceback
     assert "nope.jpg: file not found" in missing.stderr
+    # refused before NumPy, Pillow, OpenCV or onnxruntime are imported (facever.image_files)
+    assert missing.stderr.rstrip().endswith("LOADED []"), missing.stderr
 
 
 def code_for_missing() -> str:
-    return "from facever_cli.app import main; main()"
+    return textwrap.dedent("""
+        import atexit, sys
+        atexit.register(lambda: sys.stderr.write("LOADED " + repr(sorted(m for m in sys.modules if m.split(".")[0]
+                                                 in ("numpy", "PIL", "cv2", "onnxruntime", "sqlalchemy"))) + "\\n"))
+        from facever_cli.app import main
+        main()
+    """)
