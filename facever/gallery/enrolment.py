@@ -200,10 +200,10 @@ class Enrolment:
         """``(aligned face | None, (embedding (D,), crop PNG bytes) | None, error | None)`` of each
         ``(index, label, data, sha)``, one photo per worker thread.
 
-        Each worker detects, aligns, embeds its photo and encodes the crop for storage (a face below
-        the quality bar is not embedded unless ``force``). onnxruntime and OpenCV release the GIL, so on two cores two photos are worked
-        on at once, detection and the encoder alike (an encoder batch run after all detections kept
-        the other core idle for 40 % of an enrolment)."""
+        Each worker detects, aligns and embeds its photo and encodes the crop for storage (a face
+        below the quality bar is not embedded unless ``force``). onnxruntime and OpenCV release the
+        GIL, so on two cores two photos are worked on at once, detection and the encoder alike (an
+        encoder batch run after all detections kept the other core idle for 40 % of an enrolment)."""
         from concurrent.futures import ThreadPoolExecutor
 
         def work(item):
@@ -213,8 +213,8 @@ class Enrolment:
             except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
                 return None, None, exc
             if self.quality_problem(aligned) and not force:
-                return aligned, None, None
-            return aligned, (self.verifier.embedder.embed_crops(aligned.crop[None])[0], encode_png(aligned.crop)), None
+                return aligned, None, None  # rejected by _accept: nothing to embed
+            return aligned, self._encode(aligned), None
 
         if len(todo) < 2:
             return [work(item) for item in todo]
@@ -232,9 +232,12 @@ class Enrolment:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
             return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face, quality=aligned.quality,
                                 error=exc)
-        pending.append(_Pending(i, label, sha, aligned, *encoded) if encoded is not None
-                       else _Pending(i, label, sha, aligned, self.verifier.embedder.embed_crops(aligned.crop[None])[0]))
+        pending.append(_Pending(i, label, sha, aligned, *(encoded or self._encode(aligned))))
         return None
+
+    def _encode(self, aligned: "AlignedFace") -> tuple[np.ndarray, bytes]:
+        """The face's ``(D,)`` embedding and its crop as PNG bytes (what :meth:`commit` writes)."""
+        return self.verifier.embedder.embed_crops(aligned.crop[None])[0], encode_png(aligned.crop)
 
     def quality_problem(self, aligned: "AlignedFace") -> str | None:
         """Why a face is below the enrolment quality bar, or None when it passes."""
