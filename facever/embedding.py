@@ -68,8 +68,16 @@ def align_faces(image: np.ndarray, faces: Sequence[Face], size: int, template_na
     return out
 
 
-def detect_with_retry(detector: Detector, rgb: np.ndarray) -> list[Face]:
-    """Faces of ``rgb``; when none is found, once more on a padded copy (:func:`detect_padded`)."""
+def detect_with_retry(detector: Detector, rgb: np.ndarray, min_box: float | None = None) -> list[Face]:
+    """Faces of ``rgb``; when none is found, once more on a padded copy (:func:`detect_padded`).
+
+    ``min_box`` (px): first search only for faces at least that wide, skipping the finest pyramid
+    levels (:meth:`facever.detection.MTCNNBase.detect`); only when that finds nothing, search in full
+    as without it. For callers that keep the largest face and refuse small ones (enrolment)."""
+    if min_box is not None and getattr(detector, "PRUNES_PYRAMID", False):
+        faces = detector.detect(rgb, min_box=min_box)
+        if faces:
+            return faces
     return detector.detect(rgb) or detect_padded(detector, rgb)
 
 
@@ -190,16 +198,17 @@ class FaceEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def find_faces(self, image, faces: FacePolicy = "largest", name: str | None = None) -> list[AlignedFace]:
+    def find_faces(self, image, faces: FacePolicy = "largest", name: str | None = None,
+                   min_box: float | None = None) -> list[AlignedFace]:
         """Decode ``image`` (path, bytes or ``(H, W, 3)`` uint8 **RGB** array), detect, keep ``faces``
-        (:data:`~facever.detection.FacePolicy`), align.
+        (:data:`~facever.detection.FacePolicy`), align. ``min_box``: see :func:`detect_with_retry`.
 
         Raises :class:`~facever.errors.ImageError`, :class:`~facever.errors.NoFaceError`,
         :class:`~facever.errors.MultipleFacesError`.
         """
         label = name or (str(image) if not hasattr(image, "shape") and not isinstance(image, (bytes, bytearray)) else "image")
         rgb = load_image(image, name=name)
-        chosen = select_faces(detect_with_retry(self.detector, rgb), faces, source=label)
+        chosen = select_faces(detect_with_retry(self.detector, rgb, min_box), faces, source=label)
         return align_faces(rgb, chosen, self.input_size, self.template_name)
 
     def embed_image(self, image, faces: FacePolicy = "largest", name: str | None = None) -> tuple[list[AlignedFace], np.ndarray]:

