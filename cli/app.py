@@ -70,7 +70,21 @@ def main() -> None:
 
     Usage errors (unknown option, missing argument, bad value) are one line on stderr, ``error: ...``
     with a pointer to ``--help``, and exit code 2, like every other facever error.
+
+    The process ends when this returns, so the garbage collector's passes over every object at
+    interpreter shutdown are skipped (:func:`gc.freeze`: half of the ~50 ms a cold ``verify`` spent
+    exiting). Objects are still released by reference counting and ``atexit`` handlers run; only
+    cyclic garbage, which Python never promises to finalise at exit, is left to the OS.
     """
+    try:
+        _main()
+    finally:
+        import gc
+
+        gc.freeze()
+
+
+def _main() -> None:
     import sys
 
     if not sys.argv[1:] or any(a in ("--help", "-h") for a in sys.argv[1:]):  # a help screen: see light_help
