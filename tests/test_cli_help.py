@@ -120,3 +120,17 @@ def test_deferred_markdown_still_renders_markdown():
     from rich.markdown import Markdown
 
     assert isinstance(_DeferredMarkdown("# title"), Markdown)
+
+
+def test_the_entry_point_freezes_the_collector_before_exit():
+    """``main`` ends with :func:`gc.freeze` (a quicker interpreter shutdown), on success and on errors."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: sys.stderr.write(f'FROZEN {gc.get_freeze_count() > 0}\\n'))\n"
+              "from facever_cli.app import main\n"
+              "main()\n")
+    for args, code in ((["--version"], 0), (["--no-such-option"], 2)):
+        out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60)
+        assert out.returncode == code and out.stderr.rstrip().endswith("FROZEN True"), (args, out.stderr)
