@@ -48,6 +48,9 @@ def test_fast_bundle_is_int8_calibrated_and_traceable(fast, default):
     t = meta.threshold
     assert t is not None and 0.0 < t.value < 2.0 and 0.0 <= t.far <= 0.011 and t.n_impostor > 0
     assert meta.open_set and meta.open_set["kind"] == "impostor_distribution"
+    # its own leave-one-domain-out spread (benchmarks/open_set_lodo.py --model models/fast --write-metadata)
+    spread = meta.open_set["transfer"]["gallery-adapted"]
+    assert spread["measured_by"].startswith("benchmarks/open_set_lodo.py") and spread["ratio_max"] > 0
     # two views (one zoom, mirrored) instead of the default's four: the ranges were calibrated on them
     assert meta.view_zooms == [1.05] and meta.flip_tta and q["views"] == {"zooms": [1.05], "mirrored": True}
     assert "zoomed by 1.05 about its centre, each mirrored" in meta.preprocessing
