@@ -45,12 +45,14 @@ def verify(
     with handle_errors(as_json):
         if (image2 is None) == (person is None):
             fail("give either IMAGE2 or --person NAME (exactly one)", as_json=as_json)
-        from facever.image_files import read_image_bytes
+        data_a = data_b = None
+        if person is None and not live:
+            from facever.image_files import read_image_bytes
 
-        # read the files first (standard library only): a missing one fails before NumPy, the
-        # decoders and the model runtime are imported
-        data_b = read_image_bytes(image2, name=str(image2)) if image2 is not None else None
-        data_a = None if live else read_image_bytes(image1, name=str(image1))
+            # two photos: read both files first (standard library only), so that a missing one fails
+            # before NumPy, the decoders and the model runtime are imported (same order as decoding)
+            data_b = read_image_bytes(image2, name=str(image2))
+            data_a = read_image_bytes(image1, name=str(image1))
         from facever.api import FaceVerifier
 
         def load_verifier() -> FaceVerifier:
@@ -74,7 +76,7 @@ def verify(
             from facever.imaging import load_image
 
             # decode both images first: a corrupt file fails before the model loads
-            image_b = load_image(data_b, name=str(image2))
+            image_b = load_image(data_b if data_b is not None else image2, name=str(image2))
             image_a = None if live else load_image(data_a, name=str(image1))
             verifier = load_verifier()
             if live:

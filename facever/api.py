@@ -178,8 +178,9 @@ class FaceVerifier:
         """Are the faces in ``image_a`` and ``image_b`` the same person?
 
         With two or more cores (:func:`facever.config.worker_threads`) the two images are decoded,
-        detected and embedded at once, one per thread (onnxruntime and OpenCV release the GIL). Errors
-        are raised as one after the other would: ``image_a``'s first."""
+        detected and embedded at once, one per thread (onnxruntime and OpenCV release the GIL), so a
+        custom detector must be thread-safe (as the service already requires). Errors are raised as
+        one after the other would: ``image_a``'s first."""
         if config.worker_threads() > 1:
             (face_a, emb_a), (face_b, emb_b) = _both(lambda: self.embed_with_face(image_a, name=names[0]),
                                                      lambda: self.embed_with_face(image_b, name=names[1]))

@@ -91,7 +91,7 @@ class Detector(Protocol):
         """Return every face in an RGB ``(H, W, 3)`` uint8 image, best score first."""
         ...
 
-    def detect_batch(self, images: Sequence[np.ndarray], min_box: float | None = None) -> list[list[Face]]:
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Return the faces of each image; faster per image than repeated :meth:`detect`."""
         ...
 
@@ -144,6 +144,13 @@ class MTCNNBase:
         of ``image``: they only find faces smaller than that (the finest level alone is half of
         PNet's work). None, or a detector without :data:`PRUNES_PYRAMID`, searches every level."""
         return self.detect_batch([image], min_box=min_box)[0]
+
+    def prunes(self, shape: tuple[int, ...], min_box: float) -> bool:
+        """Whether ``min_box`` skips any pyramid level for an image of ``shape`` ``(H, W, ...)``
+        (large photos are downscaled first, which can bring it below the finest 20 px window)."""
+        h, w = shape[:2]
+        scale = min(1.0, self.max_side / max(h, w, 1), self.NATIVE_MIN_FACE / self.min_face_size)
+        return self.PRUNES_PYRAMID and min_box * scale > self.NATIVE_MIN_FACE
 
     #: Images per network batch at most: on a 2-core CPU, LFW photos took 9.7 ms each in batches of 4,
     #: 10.6 ms one by one and 11.1 ms in batches of 16 (larger batches leave the caches).

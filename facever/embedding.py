@@ -74,7 +74,8 @@ def detect_with_retry(detector: Detector, rgb: np.ndarray, min_box: float | None
     ``min_box`` (px): first search only for faces at least that wide, skipping the finest pyramid
     levels (:meth:`facever.detection.MTCNNBase.detect`); only when that finds nothing, search in full
     as without it. For callers that keep the largest face and refuse small ones (enrolment)."""
-    if min_box is not None and getattr(detector, "PRUNES_PYRAMID", False):
+    prunes = getattr(detector, "prunes", None)
+    if min_box is not None and prunes is not None and prunes(rgb.shape, min_box):
         faces = detector.detect(rgb, min_box=min_box)
         if faces:
             return faces

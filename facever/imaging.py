@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from typing import Union
 
@@ -49,6 +50,7 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
     (b"BM", "BMP"),
 )
+_WARNINGS_LOCK = threading.Lock()
 _INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
@@ -100,7 +102,9 @@ def load_image(source: ImageSource, *, name: str | None = None, max_pixels: int 
 def _decode_bytes(data: bytes, label: str, max_pixels: int) -> np.ndarray:
     if not data:
         raise ImageError(f"{label}: empty image data (0 bytes)")
-    with warnings.catch_warnings():
+    # warnings.catch_warnings swaps a process-wide list: two threads decoding at once (verify's two
+    # images, enrolment workers) could leave one's filter installed for good, hence the lock
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         # Pillow warns about sizes (refused or accepted by our own cap below) and about damaged
         # metadata; a library must stay quiet, and real failures become ImageError anyway.
         warnings.filterwarnings("ignore", module=r"PIL\.")

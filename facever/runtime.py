@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def onnx_session(path, threads: int | None = None, digest: str | None = None):
         threads: intra-op threads (default :func:`default_threads`).
         digest: content hash of the file when the caller has it (names its cached optimised graph).
     Raises:
-        ModelError: the file is missing or not a loadable ONNX graph (the message names it).
+        ModelError: the file is missing or not a loadable ONNX graph (the message names it); on a
+            cache hit with a known ``digest`` the source is not read, so a missing one goes unnoticed.
     """
     import onnxruntime as ort
 
@@ -173,16 +175,30 @@ def _cached_session(ort, data: bytes, options, folder: Path, digest: str):
     return session
 
 
+#: Names of cache entries: ``<source digest (16 hex)>-<CPU key (12 hex)>`` and the suffix.
+_ENTRY = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{12}\.(ort|onnx)$")
+
+
 def _prune(folder: Path) -> None:
-    """Keep the :data:`CACHE_KEEP` most recently used optimised graphs."""
-    try:
-        for stale in folder.glob("*.onnx"):  # ONNX-format entries of older facever versions
-            stale.unlink(missing_ok=True)
-        entries = sorted(folder.glob(f"*{CACHE_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[CACHE_KEEP:]:
+    """Keep the :data:`CACHE_KEEP` most recently used optimised graphs. Only names this cache
+    writes are touched: ONNX-format entries of older facever versions are removed, other writers'
+    temporary files and anything else in the folder are left alone."""
+    entries = []
+    for path in folder.glob("*"):
+        if not _ENTRY.match(path.name):
+            continue
+        try:
+            if path.suffix != CACHE_SUFFIX:
+                path.unlink(missing_ok=True)
+            else:
+                entries.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile by another process
+            continue
+    for _, old in sorted(entries, reverse=True)[CACHE_KEEP:]:
+        try:
             old.unlink(missing_ok=True)
-    except OSError:
-        pass
+        except OSError:
+            pass
 
 
 class OnnxEncoder:

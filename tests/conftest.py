@@ -10,6 +10,20 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_graph_cache(tmp_path_factory):
+    """The tests' optimised graphs (random-weight bundles among them) go to a folder of their own,
+    for the test processes and the commands they start, never into the user's cache (whose
+    least-recently-used pruning they would otherwise churn)."""
+    before = os.environ.get("FACEVER_GRAPH_CACHE")
+    os.environ["FACEVER_GRAPH_CACHE"] = str(tmp_path_factory.mktemp("graph_cache"))
+    yield
+    if before is None:
+        os.environ.pop("FACEVER_GRAPH_CACHE", None)
+    else:
+        os.environ["FACEVER_GRAPH_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real photo with one frontal face (NASA, public domain) shipped inside scikit-image."""

@@ -73,10 +73,15 @@ def test_old_entries_are_pruned(cache, monkeypatch):
     monkeypatch.setattr(runtime, "CACHE_KEEP", 2)
     cache.mkdir()
     for k in range(4):
-        (cache / f"old{k}.ort").write_bytes(b"x")
-    (cache / "from-an-older-facever.onnx").write_bytes(b"x")
+        (cache / f"{k:016x}-{0:012x}.ort").write_bytes(b"x")
+    (cache / f"{9:016x}-{0:012x}.onnx").write_bytes(b"x")  # an entry of an older facever: removed
+    others = [cache / "my-model.onnx", cache / f".{1:016x}-{0:012x}.77.88.ort"]  # not ours / in flight
+    for path in others:
+        path.write_bytes(b"x")
     runtime.onnx_session(GRAPH)
-    assert len(list(cache.glob("*.ort"))) == 2 and not list(cache.glob("*.onnx"))
+    ours = [p for p in cache.glob("*") if runtime._ENTRY.match(p.name)]
+    assert len(ours) == 2 and all(p.suffix == ".ort" for p in ours)
+    assert all(p.exists() for p in others)
 
 
 def test_a_known_digest_loads_the_cached_graph_without_reading_the_source(cache, tmp_path):

@@ -101,3 +101,21 @@ def test_forced_enrolment_searches_every_level(tmp_path, astronaut, monkeypatch)
     with Gallery(f"sqlite:///{tmp_path / 'g.db'}") as g:
         report = g.enroll("small", [tiny], force=True)
     assert report.outcomes[0].status == "enrolled" and seen == [None]
+
+
+def test_no_pruned_pass_when_the_downscale_leaves_nothing_to_skip(detector, monkeypatch):
+    """Photos over ~900 px are downscaled to 640 first: 28 px becomes < 20 px, the finest window, so
+    the pruned search would equal the full one and is not run (a face-less photo is not searched
+    three times)."""
+    big = np.full((1200, 1600, 3), 127, np.uint8)
+    assert detector.prunes((250, 250), 28.0) and not detector.prunes(big.shape, 28.0)
+    calls = []
+    real = detector.detect
+
+    def spy(image, min_box=None):
+        calls.append(min_box)
+        return real(image, min_box=min_box)
+
+    monkeypatch.setattr(detector, "detect", spy)
+    assert detect_with_retry(detector, big, min_box=28.0) == []
+    assert calls == [None, None]  # the full search and the padded retry only

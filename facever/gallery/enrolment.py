@@ -109,8 +109,8 @@ class Enrolment:
         """Enroll images of one person, in one transaction.
 
         Every image is first read, hashed (SHA-256 of its bytes), detected (the verifier's face
-        policy: largest face by default), aligned and quality-checked; the accepted faces are then
-        embedded in one batch and written together, so an exception leaves the database exactly as
+        policy: largest face by default), aligned, quality-checked and embedded, one photo per worker
+        thread; the accepted faces are then written together, so an exception leaves the database exactly as
         it was. An image whose bytes are already enrolled for this person is ``skipped``. The write
         is audited (action ``enroll``, the new face ids) in the same transaction. A face nearer than
         the (looser) identification threshold to another enrolled person is enrolled all the same, and
@@ -250,7 +250,8 @@ class Enrolment:
 
     def _encode(self, aligned: "AlignedFace") -> tuple[np.ndarray, bytes]:
         """The face's ``(D,)`` embedding and its crop as PNG bytes (what :meth:`commit` writes)."""
-        return self.verifier.embedder.embed_crops(aligned.crop[None])[0], encode_png(aligned.crop)
+        # parallel=False: this runs in a worker thread already
+        return self.verifier.embedder.embed_crops(aligned.crop[None], parallel=False)[0], encode_png(aligned.crop)
 
     def quality_problem(self, aligned: "AlignedFace") -> str | None:
         """Why a face is below the enrolment quality bar, or None when it passes."""
