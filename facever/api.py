@@ -182,36 +182,16 @@ class FaceVerifier:
         custom detector must be thread-safe (as the service already requires). Errors are raised as
         one after the other would: ``image_a``'s first."""
         if config.worker_threads() > 1:
-            (face_a, emb_a), (face_b, emb_b) = _both(lambda: self.embed_with_face(image_a, name=names[0]),
-                                                     lambda: self.embed_with_face(image_b, name=names[1]))
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=1) as pool:  # B in the pool while A runs here
+                later = pool.submit(self.embed_with_face, image_b, name=names[1])
+                face_a, emb_a = self.embed_with_face(image_a, name=names[0])  # raises first, after B ends
+                face_b, emb_b = later.result()
         else:
             face_a, emb_a = self.embed_with_face(image_a, name=names[0])
             face_b, emb_b = self.embed_with_face(image_b, name=names[1])
         return self.compare(emb_a, emb_b, faces=[face_a.face, face_b.face])
-
-
-def _both(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
-    """Run ``second`` in a new thread while ``first`` runs here; return both results, or raise
-    ``first``'s exception, else ``second``'s."""
-    import threading
-
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = second()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="facever-verify", daemon=True)
-    thread.start()
-    try:
-        a = first()
-    finally:
-        thread.join()
-    if "error" in box:
-        raise box["error"]
-    return a, box["value"]
 
 
 def _load(model: str | os.PathLike[str] | None) -> ModelBundle:

@@ -125,6 +125,11 @@ class MTCNNBase:
         """MTCNN on same-shape RGB images: rows ``(n, 16)`` = ``[image, x1, y1, x2, y2, score, x×5, y×5]``."""
         raise NotImplementedError
 
+    def _scale(self, h: int, w: int) -> float:
+        """The factor (≤ 1) an ``h`` × ``w`` image is resized by before detection (``max_side``,
+        ``min_face_size``)."""
+        return min(1.0, self.max_side / max(h, w, 1), self.NATIVE_MIN_FACE / self.min_face_size)
+
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         import cv2
 
@@ -132,7 +137,7 @@ class MTCNNBase:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB (H, W, 3) image, got shape {image.shape}")
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w), self.NATIVE_MIN_FACE / self.min_face_size)
+        scale = self._scale(h, w)
         if scale < 1.0:
             image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(image), scale
@@ -148,9 +153,7 @@ class MTCNNBase:
     def prunes(self, shape: tuple[int, ...], min_box: float) -> bool:
         """Whether ``min_box`` skips any pyramid level for an image of ``shape`` ``(H, W, ...)``
         (large photos are downscaled first, which can bring it below the finest 20 px window)."""
-        h, w = shape[:2]
-        scale = min(1.0, self.max_side / max(h, w, 1), self.NATIVE_MIN_FACE / self.min_face_size)
-        return self.PRUNES_PYRAMID and min_box * scale > self.NATIVE_MIN_FACE
+        return self.PRUNES_PYRAMID and min_box * self._scale(*shape[:2]) > self.NATIVE_MIN_FACE
 
     #: Images per network batch at most: on a 2-core CPU, LFW photos took 9.7 ms each in batches of 4,
     #: 10.6 ms one by one and 11.1 ms in batches of 16 (larger batches leave the caches).

@@ -58,8 +58,8 @@ class _Pending:
     label: str
     sha256: str
     aligned: "AlignedFace"
-    vector: np.ndarray | None = None
-    crop_png: bytes | None = None
+    vector: np.ndarray
+    crop_png: bytes
 
 
 
@@ -228,7 +228,9 @@ class Enrolment:
                 return None, None, exc
             if self.quality_problem(aligned) and not force:
                 return aligned, None, None  # rejected by _accept: nothing to embed
-            return aligned, self._encode(aligned), None
+            # this is a worker thread already: no encoder threads of its own (parallel=False)
+            vector = verifier.embedder.embed_crops(aligned.crop[None], parallel=False)[0]
+            return aligned, (vector, encode_png(aligned.crop)), None
 
         if len(todo) < 2:
             return [work(item) for item in todo]
@@ -245,13 +247,8 @@ class Enrolment:
             exc = FaceQualityError(f"{label}: {problem} (force / --force enrolls it anyway)")
             return ImageOutcome(label, "rejected", str(exc), sha, face=aligned.face, quality=aligned.quality,
                                 error=exc)
-        pending.append(_Pending(i, label, sha, aligned, *(encoded or self._encode(aligned))))
+        pending.append(_Pending(i, label, sha, aligned, *encoded))  # embedded by its worker
         return None
-
-    def _encode(self, aligned: "AlignedFace") -> tuple[np.ndarray, bytes]:
-        """The face's ``(D,)`` embedding and its crop as PNG bytes (what :meth:`commit` writes)."""
-        # parallel=False: this runs in a worker thread already
-        return self.verifier.embedder.embed_crops(aligned.crop[None], parallel=False)[0], encode_png(aligned.crop)
 
     def quality_problem(self, aligned: "AlignedFace") -> str | None:
         """Why a face is below the enrolment quality bar, or None when it passes."""
@@ -313,7 +310,7 @@ class Enrolment:
         """Write the accepted faces in one transaction; ids, None where another writer got there first."""
         version = self.verifier.model_version
         embedder = self.verifier.embedder  # the crop geometry: the model's template and input size
-        new = [repo.NewFace(crop_png=p.crop_png or encode_png(p.aligned.crop), source=p.label, sha256=p.sha256,
+        new = [repo.NewFace(crop_png=p.crop_png, source=p.label, sha256=p.sha256,
                             box=[float(v) for v in p.aligned.face.box],
                             landmarks=np.asarray(p.aligned.face.landmarks, float).round(3).tolist(),
                             detector_score=float(p.aligned.face.score),
